@@ -1,0 +1,287 @@
+"""GitHub App authentication and the few REST calls the bridge makes.
+
+Sources: docs.github.com "Generating a JSON Web Token (JWT) for a GitHub App",
+"Authenticating as a GitHub App installation", "Best practices for using the
+REST API" (serialise writes, wait a second between them, honour retry-after
+and x-ratelimit-reset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+import jwt
+
+from bridge.twill import retry_after_seconds
+
+API_VERSION = "2022-11-28"
+USER_AGENT = "twill-github-bridge"
+# Installation tokens live an hour; refresh well before, since clocks drift.
+TOKEN_REFRESH_MARGIN = 300.0
+
+
+def jwt_claims(app_id: int, now: float) -> dict[str, Any]:
+    """The claims of an App JWT: issued 60 s back (clock drift), valid 9 minutes."""
+    issued = int(now) - 60
+    return {"iat": issued, "exp": int(now) + 540, "iss": str(app_id)}
+
+
+def app_jwt(app_id: int, private_key: str, now: float) -> str:
+    """An RS256-signed App JWT."""
+    return jwt.encode(jwt_claims(app_id, now), private_key, algorithm="RS256")
+
+
+class GitHubError(Exception):
+    """A GitHub call failed; `retry_at` (epoch seconds) says when to try again."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        retry_at: float | None = None,
+        response: httpx.Response | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_at = retry_at
+        self.response = response
+
+
+class GitHubRateLimited(GitHubError):
+    """403 or 429 with a rate-limit signal; wait until `retry_at`."""
+
+    retryable = True
+
+
+class GitHubUnavailable(GitHubError):
+    """5xx or no connection; try again later."""
+
+    retryable = True
+
+
+class GitHubUnauthorized(GitHubError):
+    """401: the JWT or token was refused."""
+
+
+class GitHubNotFound(GitHubError):
+    """404: no such thing, or the App cannot see it."""
+
+
+class GitHubRefused(GitHubError):
+    """Another 4xx: a permanent refusal (permissions, validation)."""
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class GitHubClient:
+    """GitHub's REST API as the App and as its installations."""
+
+    def __init__(
+        self,
+        api_url: str,
+        app_id: int,
+        private_key: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        write_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 15.0,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=api_url.rstrip("/") + "/",
+            headers={
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": USER_AGENT,
+            },
+            timeout=timeout,
+            transport=transport,
+        )
+        self._app_id = app_id
+        self._private_key = private_key
+        self._clock = clock
+        self._tokens: dict[int, _Token] = {}
+        self._token_locks: dict[int, asyncio.Lock] = {}
+        self._write_locks: dict[int, asyncio.Lock] = {}
+        self._last_write: dict[int, float] = {}
+        self._write_interval = write_interval
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # App-level calls, authenticated with the JWT.
+
+    async def repo_installation(self, repository: str) -> int:
+        """The id of the App's installation on `owner/repo`."""
+        response = await self._send(
+            "GET", f"repos/{repository}/installation", self._jwt_header()
+        )
+        return int(response.json()["id"])
+
+    async def installation_token(
+        self, installation_id: int, refresh: bool = False
+    ) -> str:
+        """A cached installation token, renewed a few minutes before it expires."""
+        lock = self._token_locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            token = self._tokens.get(installation_id)
+            if (
+                token
+                and not refresh
+                and token.expires_at - TOKEN_REFRESH_MARGIN > self._clock()
+            ):
+                return token.value
+            response = await self._send(
+                "POST",
+                f"app/installations/{installation_id}/access_tokens",
+                self._jwt_header(),
+            )
+            body = response.json()
+            expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+            self._tokens[installation_id] = _Token(body["token"], expires.timestamp())
+            return body["token"]
+
+    # Installation-level calls.
+
+    async def create_comment(
+        self, installation_id: int, repository: str, number: int, body: str
+    ) -> int:
+        """Post a comment on issue or pull request `number`; its id."""
+        response = await self._write(
+            installation_id,
+            "POST",
+            f"repos/{repository}/issues/{number}/comments",
+            {"body": body},
+        )
+        return int(response.json()["id"])
+
+    async def update_comment(
+        self, installation_id: int, repository: str, comment_id: int, body: str
+    ) -> None:
+        """Replace the body of comment `comment_id`."""
+        await self._write(
+            installation_id,
+            "PATCH",
+            f"repos/{repository}/issues/comments/{comment_id}",
+            {"body": body},
+        )
+
+    async def find_comment(
+        self, installation_id: int, repository: str, number: int, marker: str
+    ) -> int | None:
+        """The id of the first comment on the issue whose body contains `marker`."""
+        page = 1
+        while page <= 30:
+            response = await self._as_installation(
+                installation_id,
+                "GET",
+                f"repos/{repository}/issues/{number}/comments",
+                params={"per_page": 100, "page": page},
+            )
+            comments = response.json()
+            for comment in comments:
+                if marker in (comment.get("body") or ""):
+                    return int(comment["id"])
+            if len(comments) < 100:
+                return None
+            page += 1
+        return None
+
+    # Plumbing.
+
+    def _jwt_header(self) -> dict[str, str]:
+        token = app_jwt(self._app_id, self._private_key, self._clock())
+        return {"Authorization": f"Bearer {token}"}
+
+    async def _write(
+        self, installation_id: int, method: str, path: str, body: dict[str, Any]
+    ) -> httpx.Response:
+        # GitHub asks integrators to make writes one at a time and a second apart;
+        # bursts of them trip its secondary rate limits.
+        lock = self._write_locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            wait = (
+                self._last_write.get(installation_id, 0.0)
+                + self._write_interval
+                - time.monotonic()
+            )
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                return await self._as_installation(
+                    installation_id, method, path, json=body
+                )
+            finally:
+                self._last_write[installation_id] = time.monotonic()
+
+    async def _as_installation(
+        self, installation_id: int, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        token = await self.installation_token(installation_id)
+        try:
+            return await self._send(
+                method, path, {"Authorization": f"token {token}"}, **kwargs
+            )
+        except GitHubUnauthorized:
+            # Revoked or rotated early: fetch a new token once, then give up.
+            token = await self.installation_token(installation_id, refresh=True)
+            return await self._send(
+                method, path, {"Authorization": f"token {token}"}, **kwargs
+            )
+
+    async def _send(
+        self, method: str, path: str, headers: dict[str, str], **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as error:
+            raise GitHubUnavailable(
+                f"GitHub could not be reached: {type(error).__name__}"
+            ) from error
+        if response.is_success:
+            return response
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> GitHubError:
+        status = response.status_code
+        headers = response.headers
+        now = self._clock()
+        retry_after = retry_after_seconds(headers.get("retry-after"), now)
+        try:
+            message = str(response.json().get("message") or "")[:300]
+        except ValueError:
+            message = ""
+        text = f"GitHub answered HTTP {status}" + (f": {message}" if message else "")
+        if status in (403, 429):
+            if retry_after is not None:
+                return GitHubRateLimited(text, status, now + retry_after, response)
+            if (
+                headers.get("x-ratelimit-remaining") == "0"
+                and headers.get("x-ratelimit-reset", "").isdigit()
+            ):
+                return GitHubRateLimited(
+                    text, status, float(headers["x-ratelimit-reset"]), response
+                )
+            if status == 429 or "secondary rate limit" in message.lower():
+                # GitHub: without a header, wait at least a minute.
+                return GitHubRateLimited(text, status, now + 60, response)
+        if status == 401:
+            return GitHubUnauthorized(text, status, response=response)
+        if status == 404:
+            return GitHubNotFound(text, status, response=response)
+        if status >= 500:
+            return GitHubUnavailable(text, status, response=response)
+        return GitHubRefused(text, status, response=response)

@@ -1,0 +1,206 @@
+"""The database tables: deliveries, dispatches and each dispatch's timeline.
+
+The unique constraints here are what make duplicates impossible: one row per
+delivery id, one dispatch per trigger key. Code may rely on them; it must
+never rely on checking first and inserting after.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so that migrations can refer to them on every database.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no zone, so values come back naive there; this makes both
+    databases answer alike.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Delivery(Base):
+    """One webhook request from GitHub, keyed by its X-GitHub-Delivery id."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    repository: Mapped[str | None] = mapped_column(String(200))
+    issue_number: Mapped[int | None] = mapped_column(Integer)
+    sender: Mapped[str | None] = mapped_column(String(100))
+    # queued | duplicate | ignored | denied | replied
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    dispatch_id: Mapped[int | None] = mapped_column(Integer)
+    body_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The same delivery id again (GitHub's redelivery, a retrying proxy).
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
+    last_repeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "received_at"),)
+
+
+class Dispatch(Base):
+    """Our record of one trigger turned into (at most) one Twill task."""
+
+    __tablename__ = "dispatches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger_key: Mapped[str] = mapped_column(String(300), unique=True)
+    delivery_id: Mapped[str] = mapped_column(String(100))
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    repository: Mapped[str] = mapped_column(String(200))
+    repository_id: Mapped[int | None] = mapped_column(BigInteger)
+    issue_number: Mapped[int] = mapped_column(Integer)
+    issue_title: Mapped[str] = mapped_column(Text, default="")
+    issue_url: Mapped[str] = mapped_column(Text, default="")
+    is_pull_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    trigger_kind: Mapped[str] = mapped_column(String(20))  # label | comment
+    trigger_label: Mapped[str | None] = mapped_column(String(100))
+    trigger_comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    requester: Mapped[str] = mapped_column(String(100))
+    intent: Mapped[str] = mapped_column(String(20))
+    agent: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    command: Mapped[str] = mapped_column(Text)
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The exact create-task body, as it is (or, in dry-run, would be) sent.
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # queued | sending | created | reported | failed | uncertain | not_sent
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    twill_task_id: Mapped[str | None] = mapped_column(String(100))
+    twill_task_slug: Mapped[str | None] = mapped_column(String(200))
+    twill_task_url: Mapped[str | None] = mapped_column(Text)
+    twill_job_id: Mapped[str | None] = mapped_column(String(100))
+    twill_job_status: Mapped[str | None] = mapped_column(String(20))
+    twill_response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    # The comment back on the issue is a step of its own (see bridge/worker.py).
+    comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    report_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    report_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    report_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    report_error: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "report_pending", "report_next_at"),
+        Index(None, "repository", "issue_number"),
+        Index(None, "created_at"),
+    )
+
+
+class DispatchEvent(Base):
+    """One move in a dispatch's life, with when and why: the timeline."""
+
+    __tablename__ = "dispatch_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dispatch_id: Mapped[int] = mapped_column(
+        ForeignKey("dispatches.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index(None, "dispatch_id", "at"),)
+
+
+class Reply(Base):
+    """A comment the bridge owes an issue that is not a dispatch's tracking comment.
+
+    Usage replies and refusals go through here so that they are posted by the
+    worker, with retries, and at most once per `key`.
+    """
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    delivery_id: Mapped[str] = mapped_column(String(100))
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    repository: Mapped[str] = mapped_column(String(200))
+    issue_number: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    # pending | posted | failed | not_sent
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)

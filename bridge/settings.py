@@ -1,0 +1,377 @@
+"""Settings, read once at start-up from the environment and a `.env` file.
+
+Every option the bridge has lives on `Settings`; nothing else reads the
+environment. Secrets are wrapped in `Secret`, whose repr is masked, so a
+settings object can be logged or printed without leaking anything.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+INTENTS = ("SWE", "PLAN", "ASK", "DEV_ENVIRONMENT")
+
+DEFAULT_LABELS: dict[str, str] = {
+    "twill": "SWE",
+    "twill-plan": "PLAN",
+    "twill-ask": "ASK",
+    "twill-dev-env": "DEV_ENVIRONMENT",
+}
+
+PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
+
+
+class SettingsError(Exception):
+    """The settings are unusable; `problems` holds one sentence per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class Secret:
+    """A string that never shows itself in repr, str or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that must send it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and _secrets.compare_digest(
+            self._value.encode(), other._value.encode()
+        )
+
+    def __hash__(self) -> int:
+        return hash(("Secret", len(self._value)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bridge can be told, with its defaults."""
+
+    twill_api_key: Secret | None = None
+    twill_api_url: str = "https://twill.ai/api/v1"
+    github_app_id: int | None = None
+    github_private_key: Secret | None = None
+    webhook_secrets: tuple[Secret, ...] = ()
+    webhook_secret_file: Path | None = None
+    github_api_url: str = "https://api.github.com"
+    github_web_url: str = "https://github.com"
+    database_url: str = "sqlite+aiosqlite:///twill-bridge.db"
+    data_dir: Path = Path()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LABELS))
+    default_agent: str | None = None
+    allowed_bots: frozenset[str] = frozenset()
+    allow_sha1: bool = False
+    command_max_chars: int = 60_000
+    force_dry_run: bool = False
+    worker_enabled: bool = True
+    worker_poll_seconds: float = 1.0
+    lease_seconds: float = 120.0
+    max_attempts: int = 8
+    max_retry_age_seconds: float = 6 * 3600
+    twill_timeout_seconds: float = 30.0
+    twill_rate_per_minute: int = 100
+    twill_rate_per_hour: int = 1000
+    github_write_interval_seconds: float = 1.0
+    shutdown_grace_seconds: float = 20.0
+    log_level: str = "INFO"
+    log_format: str = "auto"
+
+    @property
+    def github_web_host(self) -> str:
+        """The host of GITHUB_WEB_URL, where attachment links point."""
+        return urlsplit(self.github_web_url).netloc.lower()
+
+    @property
+    def dry_run_reasons(self) -> list[str]:
+        """Why the bridge would not call Twill or GitHub; empty when it will."""
+        reasons = []
+        if self.force_dry_run:
+            reasons.append("BRIDGE_DRY_RUN is set")
+        if self.twill_api_key is None:
+            reasons.append("TWILL_API_KEY is not set")
+        if self.github_app_id is None:
+            reasons.append("GITHUB_APP_ID is not set")
+        if self.github_private_key is None:
+            reasons.append(
+                "neither GITHUB_APP_PRIVATE_KEY nor GITHUB_APP_PRIVATE_KEY_PATH is set"
+            )
+        return reasons
+
+    @property
+    def dry_run(self) -> bool:
+        """True when dispatches are composed and stored but never sent."""
+        return bool(self.dry_run_reasons)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> Settings:
+    """Settings from `environ` (default: the process environment) over `env_file`.
+
+    Raises SettingsError listing every problem found, not just the first.
+    """
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update(
+            {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        )
+    values.update(os.environ if environ is None else environ)
+    return _Reader(values).settings()
+
+
+class _Reader:
+    """Turns raw strings into a Settings, collecting problems as it goes."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        raw = self.values.get(name)
+        if raw is None:
+            return None
+        raw = raw.strip()
+        return raw or None
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name) or default
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
+            return default
+        return value.rstrip("/")
+
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number, got {value!r}")
+            return default
+        if number < minimum:
+            self.problems.append(f"{name} must be at least {minimum}, got {number}")
+            return default
+        return number
+
+    def number(self, name: str, default: float, minimum: float = 0.0) -> float:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name} must be a number, got {value!r}")
+            return default
+        if number < minimum:
+            self.problems.append(f"{name} must be at least {minimum:g}, got {number:g}")
+            return default
+        return number
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.text(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {value!r}")
+        return default
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = (self.text(name) or default).lower()
+        if value not in allowed:
+            self.problems.append(f"{name} must be one of {', '.join(allowed)}")
+            return default
+        return value
+
+    def app_id(self) -> int | None:
+        value = self.text("GITHUB_APP_ID")
+        if value is None:
+            return None
+        if not value.isdigit():
+            self.problems.append(f"GITHUB_APP_ID must be numeric, got {value!r}")
+            return None
+        return int(value)
+
+    def private_key(self) -> Secret | None:
+        inline = self.text("GITHUB_APP_PRIVATE_KEY")
+        path = self.text("GITHUB_APP_PRIVATE_KEY_PATH")
+        if inline and path:
+            self.problems.append(
+                "set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH, not both"
+            )
+            return None
+        if path:
+            try:
+                inline = Path(path).expanduser().read_text().strip()
+            except (OSError, UnicodeDecodeError) as error:
+                reason = getattr(error, "strerror", None) or "not a text file"
+                self.problems.append(
+                    f"GITHUB_APP_PRIVATE_KEY_PATH {path!r} cannot be read: {reason}"
+                )
+                return None
+        if not inline:
+            return None
+        # .env files and CI secret stores often carry the PEM on one line.
+        pem = inline.replace("\\n", "\n")
+        if not _is_private_key(pem):
+            source = "GITHUB_APP_PRIVATE_KEY_PATH" if path else "GITHUB_APP_PRIVATE_KEY"
+            self.problems.append(f"{source} does not hold a readable PEM private key")
+            return None
+        return Secret(pem)
+
+    def webhook_secrets(self) -> tuple[Secret, ...]:
+        raw = self.values.get("GITHUB_WEBHOOK_SECRET") or ""
+        return tuple(Secret(part.strip()) for part in raw.split(",") if part.strip())
+
+    def labels(self) -> dict[str, str]:
+        raw = self.text("BRIDGE_LABELS")
+        if raw is None:
+            return dict(DEFAULT_LABELS)
+        labels: dict[str, str] = {}
+        for item in raw.split(","):
+            if not item.strip():
+                continue
+            name, sep, intent = item.partition("=")
+            name, intent = name.strip().lower(), intent.strip().upper()
+            if not sep or not name or intent not in INTENTS:
+                self.problems.append(
+                    f"BRIDGE_LABELS entry {item.strip()!r} must be label=INTENT "
+                    f"with INTENT one of {', '.join(INTENTS)}"
+                )
+                continue
+            labels[name] = intent
+        return labels
+
+    def database_url(self, data_dir: Path) -> str:
+        value = self.text("DATABASE_URL")
+        if value is None:
+            return f"sqlite+aiosqlite:///{data_dir / 'twill-bridge.db'}"
+        # Accept the URLs that hosting platforms hand out and pick async drivers.
+        for prefix, replacement in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite:///", "sqlite+aiosqlite:///"),
+        ):
+            if value.startswith(prefix):
+                value = replacement + value[len(prefix) :]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            self.problems.append(
+                "DATABASE_URL must be a postgresql:// or sqlite:/// URL"
+            )
+            return f"sqlite+aiosqlite:///{data_dir / 'twill-bridge.db'}"
+        return value
+
+    def settings(self) -> Settings:
+        data_dir = Path(self.text("BRIDGE_DATA_DIR") or ".")
+        twill_key = self.text("TWILL_API_KEY")
+        agent = self.text("BRIDGE_DEFAULT_AGENT")
+        settings = Settings(
+            twill_api_key=Secret(twill_key) if twill_key else None,
+            twill_api_url=self.url("TWILL_API_URL", "https://twill.ai/api/v1"),
+            github_app_id=self.app_id(),
+            github_private_key=self.private_key(),
+            webhook_secrets=self.webhook_secrets(),
+            github_api_url=self.url("GITHUB_API_URL", "https://api.github.com"),
+            github_web_url=self.url("GITHUB_WEB_URL", "https://github.com"),
+            database_url=self.database_url(data_dir),
+            data_dir=data_dir,
+            host=self.text("BRIDGE_HOST") or "127.0.0.1",
+            port=self.integer("BRIDGE_PORT", 8000, minimum=1),
+            labels=self.labels(),
+            default_agent=agent,
+            allowed_bots=frozenset(
+                name.strip().lower()
+                for name in (self.text("BRIDGE_ALLOWED_BOTS") or "").split(",")
+                if name.strip()
+            ),
+            allow_sha1=self.flag("BRIDGE_ALLOW_SHA1", False),
+            command_max_chars=self.integer(
+                "BRIDGE_COMMAND_MAX_CHARS", 60_000, minimum=2_000
+            ),
+            force_dry_run=self.flag("BRIDGE_DRY_RUN", False),
+            worker_enabled=self.flag("BRIDGE_WORKER", True),
+            worker_poll_seconds=self.number("BRIDGE_WORKER_POLL_SECONDS", 1.0, 0.01),
+            lease_seconds=self.number("BRIDGE_LEASE_SECONDS", 120.0, 1.0),
+            max_attempts=self.integer("BRIDGE_MAX_ATTEMPTS", 8, minimum=1),
+            max_retry_age_seconds=self.number("BRIDGE_MAX_RETRY_AGE_SECONDS", 21600, 1),
+            twill_timeout_seconds=self.number("BRIDGE_TWILL_TIMEOUT_SECONDS", 30, 0.1),
+            twill_rate_per_minute=self.integer(
+                "BRIDGE_TWILL_RATE_PER_MINUTE", 100, minimum=1
+            ),
+            twill_rate_per_hour=self.integer(
+                "BRIDGE_TWILL_RATE_PER_HOUR", 1000, minimum=1
+            ),
+            github_write_interval_seconds=self.number(
+                "BRIDGE_GITHUB_WRITE_INTERVAL_SECONDS", 1.0, 0.0
+            ),
+            shutdown_grace_seconds=self.number("BRIDGE_SHUTDOWN_GRACE_SECONDS", 20, 0),
+            log_level=self.choice(
+                "BRIDGE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
+            ).upper(),
+            log_format=self.choice(
+                "BRIDGE_LOG_FORMAT", "auto", ("auto", "json", "text")
+            ),
+        )
+        if self.problems:
+            raise SettingsError(self.problems)
+        return settings
+
+
+def _is_private_key(pem: str) -> bool:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def ensure_webhook_secret(settings: Settings) -> tuple[Settings, Path | None]:
+    """Settings with a webhook secret, generating and keeping one if none is set.
+
+    The generated secret lives in `<data dir>/webhook-secret`, readable by its
+    owner only, so a restart keeps accepting the deliveries GitHub signs with it.
+    Returns the new settings and the file's path when the file was used.
+    """
+    if settings.webhook_secrets:
+        return settings, None
+    path = settings.data_dir / "webhook-secret"
+    if path.is_file():
+        value = path.read_text().strip()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = _secrets.token_hex(32)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(value + "\n")
+    os.chmod(path, 0o600)
+    return replace(
+        settings, webhook_secrets=(Secret(value),), webhook_secret_file=path
+    ), path

@@ -1,0 +1,279 @@
+"""Deciding what a delivery asks for: pure, from (event, payload, rules) to a Decision.
+
+No I/O and no clock here: everything the decision needs arrives as arguments,
+so every rule is a row in tests/unit/test_triggers.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.commands import Command, find_command
+
+INTENT_LABELS = {
+    "SWE": "implement",
+    "PLAN": "plan",
+    "ASK": "ask",
+    "DEV_ENVIRONMENT": "dev-env",
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The part of the settings that decisions depend on."""
+
+    labels: Mapping[str, str]
+    default_agent: str | None = None
+    keyword: str = "twill"
+    allowed_bots: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class IssueSnapshot:
+    """The issue as it was when the trigger arrived; later edits do not change it."""
+
+    repository: str
+    repository_id: int | None
+    number: int
+    title: str
+    url: str
+    author: str
+    author_association: str
+    labels: tuple[str, ...]
+    body: str
+    is_pull_request: bool = False
+    private: bool = False
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A label or a slash command that asks for work."""
+
+    kind: str  # "label" | "comment"
+    key: str  # unique per trigger, whatever the number of deliveries
+    intent: str
+    requester: str
+    instruction: str = ""
+    agent: str | None = None
+    label: str | None = None
+    comment_id: int | None = None
+    comment_body: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a delivery: dispatch, reply, or nothing, and why."""
+
+    outcome: str  # "dispatch" | "reply" | "ignore"
+    reason: str
+    issue: IssueSnapshot | None = None
+    trigger: Trigger | None = None
+    reply: str | None = None
+    reply_key: str | None = None  # unique per thing replied to, so one reply each
+    command: Command | None = field(default=None, compare=False)
+
+
+def ignore(reason: str) -> Decision:
+    """A decision to do nothing, with the reason recorded on the delivery."""
+    return Decision("ignore", reason)
+
+
+def decide(event: str, payload: Mapping[str, Any], rules: Rules) -> Decision:
+    """What `payload` of GitHub event `event` asks of the bridge."""
+    handler = _HANDLERS.get(event)
+    if handler is None:
+        return ignore(f"the bridge does not act on {event!r} events")
+    action = payload.get("action")
+    return handler(str(action) if action is not None else "", payload, rules)
+
+
+def _issue_labeled(action: str, payload: Mapping[str, Any], rules: Rules) -> Decision:
+    if action == "opened":
+        # GitHub sends one `labeled` event for each label a new issue is opened
+        # with; acting on those alone gives one task whatever the order.
+        return ignore("new issues trigger through their labeled events")
+    if action != "labeled":
+        return ignore(f"issues.{action or '?'} is not a trigger")
+    issue = _snapshot(payload)
+    if issue is None:
+        return ignore("the payload has no usable issue or repository")
+    sender = _sender(payload)
+    if sender is None:
+        return ignore("the payload has no sender")
+    if _is_bot(payload, rules):
+        return ignore(f"{sender} is a bot")
+    label = payload.get("label")
+    name = label.get("name") if isinstance(label, Mapping) else None
+    if not isinstance(name, str) or not name.strip():
+        return ignore("the payload has no label")
+    normalised = name.strip().lower()
+    intent = rules.labels.get(normalised)
+    if intent is None:
+        return ignore(f"label {name.strip()!r} is not a trigger label")
+    raw_issue = payload["issue"]
+    # The App hook and a repository hook on one URL, or a redelivery, carry the
+    # same payload; a person removing and re-adding the label changes the
+    # issue's updated_at and so asks again.
+    stamp = str(raw_issue.get("updated_at") or "")
+    key = f"label:{_repo_key(issue)}:{issue.number}:{normalised}:{stamp}"
+    trigger = Trigger(
+        kind="label",
+        key=key,
+        intent=intent,
+        requester=sender,
+        agent=rules.default_agent,
+        label=normalised,
+    )
+    return Decision(
+        "dispatch", f"label {normalised!r} asks for {intent}", issue, trigger
+    )
+
+
+def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> Decision:
+    if action != "created":
+        return ignore(f"issue_comment.{action or '?'} never triggers")
+    issue = _snapshot(payload)
+    if issue is None:
+        return ignore("the payload has no usable issue or repository")
+    sender = _sender(payload)
+    if sender is None:
+        return ignore("the payload has no sender")
+    if _is_bot(payload, rules):
+        return ignore(f"{sender} is a bot")
+    comment = payload.get("comment")
+    if not isinstance(comment, Mapping) or not isinstance(comment.get("id"), int):
+        return ignore("the payload has no comment")
+    body = comment.get("body") if isinstance(comment.get("body"), str) else ""
+    command = find_command(body, rules.keyword)
+    if command is None:
+        return ignore(f"the comment has no /{rules.keyword} command")
+    source = f"comment:{_repo_key(issue)}:{comment['id']}"
+    if command.kind in ("invalid", "help", "cancel"):
+        problem = {
+            "invalid": command.problem or "the command is not understood",
+            "help": None,
+            "cancel": "cancelling a task from GitHub is not supported yet.",
+        }[command.kind]
+        return Decision(
+            "reply",
+            problem or "help was asked for",
+            issue,
+            reply=usage_reply(rules, problem),
+            reply_key=f"usage:{source}",
+            command=command,
+        )
+    intent = command.intent or "SWE"
+    trigger = Trigger(
+        kind="comment",
+        key=source,
+        intent=intent,
+        requester=sender,
+        instruction=command.instruction,
+        agent=command.agent or rules.default_agent,
+        comment_id=int(comment["id"]),
+        comment_body=body,
+    )
+    return Decision(
+        "dispatch",
+        f"/{rules.keyword} command asks for {intent}",
+        issue,
+        trigger,
+        command=command,
+    )
+
+
+def usage_reply(rules: Rules, problem: str | None = None) -> str:
+    """The usage text, written so that no line of it can trigger anything.
+
+    Every command example sits in inline code, which the parser never reads;
+    the bridge's own comments are skipped anyway, since they come from a bot.
+    """
+    k = rules.keyword
+    labels = ", ".join(
+        f"`{name}` ({intent})" for name, intent in sorted(rules.labels.items())
+    )
+    lines = []
+    if problem:
+        lines += [f"Sorry, I did not act on that: {problem}", ""]
+    lines += [
+        "**How to hand this issue to Twill**",
+        "",
+        f"- `/{k}` — implement the issue (`/{k} <instructions>` adds your own)",
+        f"- `/{k} plan`, `/{k} ask`, `/{k} dev-env` — plan, answer, or set up a dev environment",
+        f"- `--agent provider/model` on the command line picks the agent, e.g. `/{k} plan --agent claude-code/sonnet`",
+        f"- `/{k} help` — this message",
+        f"- labels: {labels}" if labels else "- no trigger labels are configured",
+        "",
+        f"The command must start a line (a list bullet in front is fine); lines in code blocks and quotes are ignored.",
+    ]
+    return "\n".join(lines)
+
+
+def _snapshot(payload: Mapping[str, Any]) -> IssueSnapshot | None:
+    issue = payload.get("issue")
+    repo = payload.get("repository")
+    if not isinstance(issue, Mapping) or not isinstance(repo, Mapping):
+        return None
+    number = issue.get("number")
+    full_name = repo.get("full_name")
+    if (
+        not isinstance(number, int)
+        or not isinstance(full_name, str)
+        or "/" not in full_name
+    ):
+        return None
+    user = issue.get("user") if isinstance(issue.get("user"), Mapping) else {}
+    labels = tuple(
+        str(label.get("name"))
+        for label in issue.get("labels") or ()
+        if isinstance(label, Mapping) and label.get("name")
+    )
+    repo_id = repo.get("id")
+    return IssueSnapshot(
+        repository=full_name,
+        repository_id=repo_id if isinstance(repo_id, int) else None,
+        number=number,
+        title=_text(issue.get("title")),
+        url=_text(issue.get("html_url")),
+        author=_text(user.get("login")) or "ghost",
+        author_association=_text(issue.get("author_association")) or "NONE",
+        labels=labels,
+        body=_text(issue.get("body")),
+        is_pull_request=isinstance(issue.get("pull_request"), Mapping),
+        private=bool(repo.get("private")),
+    )
+
+
+def _repo_key(issue: IssueSnapshot) -> str:
+    # The id survives renames and transfers; the name is the fallback.
+    return (
+        str(issue.repository_id)
+        if issue.repository_id is not None
+        else issue.repository.lower()
+    )
+
+
+def _sender(payload: Mapping[str, Any]) -> str | None:
+    sender = payload.get("sender")
+    if isinstance(sender, Mapping) and isinstance(sender.get("login"), str):
+        return sender["login"]
+    return None
+
+
+def _is_bot(payload: Mapping[str, Any], rules: Rules) -> bool:
+    sender = payload["sender"]
+    login = str(sender.get("login"))
+    bot = sender.get("type") == "Bot" or login.endswith("[bot]")
+    return bot and login.lower() not in rules.allowed_bots
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+_HANDLERS = {
+    "issues": _issue_labeled,
+    "issue_comment": _comment_created,
+}

@@ -1,0 +1,218 @@
+"""A thin client for Twill's REST API, and the errors that say what to do next.
+
+Contract: `bridge/contracts/twill-openapi.yaml`. Twill has no idempotency key,
+so the most important thing this module does is tell apart a request that
+certainly did not reach Twill (safe to send again) from one that may have
+(`TwillOutcomeUnknown`: never sent again without a person's say-so).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+USER_AGENT = "twill-github-bridge"
+
+
+class TwillError(Exception):
+    """Twill did not create the task; subclasses say whether to retry."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        response: httpx.Response | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.response = response
+
+
+class TwillInvalid(TwillError):
+    """400: Twill refused the request's content; sending it again will not help."""
+
+
+class TwillUnauthorized(TwillError):
+    """401 or 403: the API key is missing, wrong or revoked; an admin must fix it."""
+
+
+class TwillRefused(TwillError):
+    """Another 4xx: a permanent refusal."""
+
+
+class TwillRateLimited(TwillError):
+    """429: wait `retry_after` seconds; the request was not acted on."""
+
+    retryable = True
+
+
+class TwillUnavailable(TwillError):
+    """502, 503, 504 or no connection: the request was not acted on; retry later."""
+
+    retryable = True
+
+
+class TwillOutcomeUnknown(TwillError):
+    """The request may have created a task (500, a timeout or a reset after sending)."""
+
+
+@dataclass(frozen=True)
+class CreatedTask:
+    """The parts of a 201 answer that the bridge keeps."""
+
+    task_id: str
+    slug: str
+    url: str
+    job_id: str
+    job_status: str
+    raw: dict[str, Any]
+
+
+class TwillClient:
+    """Calls Twill with the Bearer key; one instance per process, shared."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def create_task(self, request: dict[str, Any]) -> CreatedTask:
+        """POST /tasks; a CreatedTask on 201, else a TwillError subclass."""
+        try:
+            response = await self._http.post("tasks", json=request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            # Nothing was written to a connection: Twill cannot have seen it.
+            raise TwillUnavailable(
+                f"could not connect to Twill: {_describe(error)}"
+            ) from error
+        except httpx.TransportError as error:
+            raise TwillOutcomeUnknown(
+                f"the connection failed after the request was sent: {_describe(error)}"
+            ) from error
+        if response.status_code == 201:
+            return _created(response)
+        raise error_for(response)
+
+
+def error_for(response: httpx.Response) -> TwillError:
+    """The TwillError that a non-success answer stands for."""
+    status = response.status_code
+    message = _error_message(response)
+    if status == 400:
+        return TwillInvalid(
+            f"Twill refused the request: {message}", status, response=response
+        )
+    if status in (401, 403):
+        return TwillUnauthorized(
+            "Twill refused the API key; an admin must fix TWILL_API_KEY",
+            status,
+            response=response,
+        )
+    if status == 429:
+        return TwillRateLimited(
+            "Twill's rate limit was reached",
+            status,
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            response=response,
+        )
+    if status in (502, 503, 504):
+        # Gateways answer these when the request never reached the application.
+        return TwillUnavailable(
+            f"Twill is unavailable (HTTP {status})", status, response=response
+        )
+    if status >= 500:
+        return TwillOutcomeUnknown(
+            f"Twill answered HTTP {status}; the task may or may not exist",
+            status,
+            response=response,
+        )
+    return TwillRefused(
+        f"Twill answered HTTP {status}: {message}", status, response=response
+    )
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _created(response: httpx.Response) -> CreatedTask:
+    try:
+        body = response.json()
+        task, job = body["task"], body["job"]
+        return CreatedTask(
+            task_id=str(task["id"]),
+            slug=str(task.get("slug") or ""),
+            url=str(task.get("url") or ""),
+            job_id=str(job["id"]),
+            job_status=str(job.get("status") or "PENDING"),
+            raw=body,
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        # The task exists, but we cannot tell which one: a person must look.
+        raise TwillOutcomeUnknown(
+            "Twill answered 201 with a body the bridge could not read",
+            201,
+            response=response,
+        ) from error
+
+
+def _error_message(response: httpx.Response) -> str:
+    """Twill's `error.message` plus field messages, without echoing anything else."""
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    message = str(error.get("message") or f"HTTP {response.status_code}")[:300]
+    details = error.get("details")
+    issues = details.get("issues") if isinstance(details, dict) else None
+    if isinstance(issues, list):
+        fields = [
+            f"{item.get('field')}: {item.get('message')}"
+            for item in issues[:10]
+            if isinstance(item, dict)
+        ]
+        if fields:
+            message += " (" + "; ".join(fields)[:500] + ")"
+    return message
+
+
+def _describe(error: Exception) -> str:
+    return type(error).__name__

@@ -1,0 +1,227 @@
+"""`POST /api/github/webhooks`: receive, verify, record, decide, queue, answer.
+
+Nothing here waits on Twill or GitHub: the delivery row and the dispatch it
+asks for are written in one transaction, then GitHub gets its answer (it
+gives up after 10 s and does not retry on its own), and the worker does the
+rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from bridge import log
+from bridge.attachments import find_attachments
+from bridge.compose import create_task_request
+from bridge.signature import SignatureError, verify
+from bridge.store import DeliveryMeta, record_delivery
+from bridge.triggers import Decision, decide
+
+MAX_BODY_BYTES = 25 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The request body is over MAX_BODY_BYTES."""
+
+
+def problem(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """A JSON error answer: `{"error": {"code": ..., "message": ...}}`."""
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **extra}}, status_code=status
+    )
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refusing to hold more than `limit` bytes in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_payload(body: bytes, content_type: str) -> Any:
+    """The JSON payload of a delivery, sent raw or as a form's `payload` field."""
+    if (
+        content_type.split(";", 1)[0].strip().lower()
+        == "application/x-www-form-urlencoded"
+    ):
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        values = fields.get("payload")
+        if not values:
+            raise ValueError("the form has no payload field")
+        return json.loads(values[0])
+    return json.loads(body)
+
+
+async def receive_webhook(request: Request) -> JSONResponse:
+    """Handle one delivery from GitHub."""
+    state = request.app.state
+    settings = state.settings
+    try:
+        body = await read_body(request)
+    except BodyTooLarge:
+        return problem(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+
+    headers = request.headers
+    try:
+        verify(
+            body,
+            [secret.reveal() for secret in settings.webhook_secrets],
+            headers.get("x-hub-signature-256"),
+            headers.get("x-hub-signature"),
+            allow_sha1=settings.allow_sha1,
+        )
+    except SignatureError as error:
+        state.counters["refused_signatures"] += 1
+        log.warning(
+            "delivery refused",
+            reason=error.reason,
+            delivery_id=headers.get("x-github-delivery"),
+        )
+        return problem(401, "bad_signature", error.reason)
+
+    event = headers.get("x-github-event", "").strip()
+    delivery_id = headers.get("x-github-delivery", "").strip()
+    if not event or not delivery_id or len(delivery_id) > 100:
+        return problem(
+            400, "bad_headers", "X-GitHub-Event and X-GitHub-Delivery are required"
+        )
+    try:
+        payload = parse_payload(body, headers.get("content-type", ""))
+    except (ValueError, UnicodeDecodeError):
+        return problem(400, "bad_json", "the body is not valid JSON")
+    if not isinstance(payload, dict):
+        return problem(400, "bad_json", "the payload is not a JSON object")
+
+    meta = _meta(delivery_id, event, payload, len(body))
+    decision = (
+        Decision("ignore", "ping")
+        if event == "ping"
+        else decide(event, payload, state.rules)
+    )
+    dispatch, reply = _work_for(decision, meta, settings)
+    async with state.sessions() as session:
+        recorded = await record_delivery(
+            session,
+            meta,
+            "queued" if dispatch else ("replied" if reply else "ignored"),
+            decision.reason,
+            dispatch=dispatch,
+            reply=reply,
+        )
+    log.info(
+        "delivery recorded",
+        delivery_id=delivery_id,
+        event=f"{event}.{meta.action}" if meta.action else event,
+        repository=meta.repository,
+        issue=meta.issue_number,
+        outcome=recorded.outcome,
+        dispatch_id=recorded.dispatch_id,
+    )
+    if recorded.outcome in ("queued", "replied") and state.worker is not None:
+        state.worker.wake()
+    answer = {
+        "delivery": delivery_id,
+        "outcome": recorded.outcome,
+        "reason": recorded.reason,
+    }
+    if recorded.dispatch_id is not None:
+        answer["dispatch"] = recorded.dispatch_id
+    return JSONResponse(
+        answer, status_code=202 if recorded.outcome == "queued" else 200
+    )
+
+
+def _meta(
+    delivery_id: str, event: str, payload: Mapping[str, Any], size: int
+) -> DeliveryMeta:
+    def get(*path: str) -> Any:
+        value: Any = payload
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return value
+
+    installation = get("installation", "id")
+    number = get("issue", "number")
+    action, repo, sender = (
+        get("action"),
+        get("repository", "full_name"),
+        get("sender", "login"),
+    )
+    return DeliveryMeta(
+        delivery_id=delivery_id,
+        event=event[:64],
+        action=action[:64] if isinstance(action, str) else None,
+        installation_id=installation if isinstance(installation, int) else None,
+        repository=repo[:200] if isinstance(repo, str) else None,
+        issue_number=number if isinstance(number, int) else None,
+        sender=sender[:100] if isinstance(sender, str) else None,
+        body_bytes=size,
+    )
+
+
+def _work_for(
+    decision: Decision, meta: DeliveryMeta, settings: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The dispatch or reply row a decision asks for, as column values."""
+    issue, trigger = decision.issue, decision.trigger
+    if decision.outcome == "dispatch" and issue is not None and trigger is not None:
+        web_host = settings.github_web_host
+        attachments = find_attachments(issue.body, web_host)
+        for found in find_attachments(trigger.comment_body, web_host):
+            if all(found.url != known.url for known in attachments):
+                attachments.append(found)
+        request = create_task_request(
+            issue, trigger, attachments, settings.command_max_chars
+        )
+        return {
+            "trigger_key": trigger.key,
+            "delivery_id": meta.delivery_id,
+            "installation_id": meta.installation_id,
+            "repository": issue.repository,
+            "repository_id": issue.repository_id,
+            "issue_number": issue.number,
+            "issue_title": issue.title,
+            "issue_url": issue.url,
+            "is_pull_request": issue.is_pull_request,
+            "trigger_kind": trigger.kind,
+            "trigger_label": trigger.label,
+            "trigger_comment_id": trigger.comment_id,
+            "requester": trigger.requester,
+            "intent": trigger.intent,
+            "agent": trigger.agent,
+            "title": request["title"],
+            "command": request["command"],
+            "files": request.get("files", []),
+            "request": request,
+            "dry_run": settings.dry_run,
+            "status": "not_sent" if settings.dry_run else "queued",
+        }, None
+    if (
+        decision.outcome == "reply"
+        and issue is not None
+        and decision.reply
+        and decision.reply_key
+    ):
+        return None, {
+            "key": decision.reply_key,
+            "installation_id": meta.installation_id,
+            "repository": issue.repository,
+            "issue_number": issue.number,
+            "body": decision.reply,
+            "status": "not_sent" if settings.dry_run else "pending",
+        }
+    return None, None

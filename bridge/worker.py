@@ -1,0 +1,466 @@
+"""The dispatch worker: takes queued dispatches to Twill and reports back on GitHub.
+
+Each dispatch moves through the states below; every move is one conditional
+UPDATE (so two workers can never both make it) plus a timeline entry.
+
+    queued ──claim (lease)──▶ sending ──▶ created ──report──▶ reported
+       ▲                        │ │ │
+       └── 429 / 502-504 / no ──┘ │ └──▶ uncertain  (may have reached Twill)
+           connection, with       └────▶ failed     (refused, or retries ran out)
+           backoff
+
+A claimed dispatch whose worker dies before `sending` is taken over when the
+lease runs out; one that dies while `sending` becomes `uncertain`, because
+Twill has no idempotency key and a second request could start a second task.
+Reporting is its own step with its own retries, so a GitHub failure never
+sends anything to Twill again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bridge import log
+from bridge.github import GitHubClient, GitHubError
+from bridge.models import Dispatch, Reply, utcnow
+from bridge.redact import redact
+from bridge.report import DispatchView, fit, marker, reply_marker, tracking_comment
+from bridge.retry import backoff_seconds
+from bridge.settings import Settings
+from bridge.store import add_event
+from bridge.twill import (
+    CreatedTask,
+    TwillClient,
+    TwillError,
+    TwillOutcomeUnknown,
+    TwillRateLimited,
+    TwillUnavailable,
+)
+
+RECOVERY_INTERVAL = 5.0
+REPORT_MAX_ATTEMPTS = 12
+
+
+def _lease_free(model: Any, now: Any) -> Any:
+    return or_(model.lease_expires_at.is_(None), model.lease_expires_at < now)
+
+
+class Worker:
+    """One worker loop; `run` until `stop`. Safe to run in many processes at once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        owner: str,
+        twill: TwillClient | None = None,
+        github: GitHubClient | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.owner = owner
+        self.twill = twill
+        self.github = github
+        self.rand = rand
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._last_recovery = 0.0
+        self._secrets = [s.reveal() for s in (settings.twill_api_key,) if s is not None]
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the step in progress, then return from `run`."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Work until stopped; a failing step is logged and the loop goes on."""
+        log.info("worker started", worker=self.owner)
+        while not self._stopping.is_set():
+            try:
+                busy = await self.step()
+            except Exception as error:  # a bad row or a database blip must not stop the loop
+                log.error("worker step failed", worker=self.owner, error=type(error).__name__, exc_info=True)
+                busy = False
+            if not busy and not self._stopping.is_set():
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+                except TimeoutError:
+                    pass
+        await self.release()
+        log.info("worker stopped", worker=self.owner)
+
+    async def step(self) -> bool:
+        """Do at most one piece of each kind of work; True if anything was done."""
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_recovery >= RECOVERY_INTERVAL:
+            self._last_recovery = loop_time
+            await self.recover()
+        did = False
+        if self.twill is not None:
+            did |= await self.dispatch_one()
+        if self.github is not None:
+            did |= await self.report_one()
+            did |= await self.reply_one()
+        return did
+
+    # Sending to Twill.
+
+    async def dispatch_one(self) -> bool:
+        """Claim one due dispatch and send it; True if one was claimed."""
+        assert self.twill is not None
+        dispatch = await self._claim_dispatch()
+        if dispatch is None:
+            return False
+        if not await self._mark_sending(dispatch):
+            return True
+        fields = {"dispatch_id": dispatch.id, "repository": dispatch.repository, "issue": dispatch.issue_number}
+        log.info("sending to twill", attempt=dispatch.attempts + 1, **fields)
+        try:
+            created = await self.twill.create_task(dispatch.request)
+        except TwillError as error:
+            await self._after_error(dispatch, error)
+            log.warning("twill refused or failed", error=type(error).__name__, status=error.status, **fields)
+        else:
+            await self._after_created(dispatch, created)
+            log.info("task created", task_id=created.task_id, job_id=created.job_id, **fields)
+        return True
+
+    async def _claim_dispatch(self) -> Dispatch | None:
+        now = utcnow()
+        async with self.sessions() as session:
+            due = (
+                select(Dispatch.id)
+                .where(Dispatch.status == "queued", Dispatch.next_attempt_at <= now, _lease_free(Dispatch, now))
+                .order_by(Dispatch.next_attempt_at, Dispatch.id)
+                .limit(1)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            claimed = await session.scalar(
+                update(Dispatch)
+                .where(Dispatch.id == due.scalar_subquery(), Dispatch.status == "queued")
+                .values(lease_owner=self.owner, lease_expires_at=now + self._lease())
+                .returning(Dispatch.id)
+            )
+            await session.commit()
+            if claimed is None:
+                return None
+            return await session.get(Dispatch, claimed)
+
+    async def _mark_sending(self, dispatch: Dispatch) -> bool:
+        now = utcnow()
+        async with self.sessions() as session:
+            moved = await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch.id, Dispatch.status == "queued", Dispatch.lease_owner == self.owner)
+                .values(status="sending", attempts=Dispatch.attempts + 1, lease_expires_at=now + self._lease())
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                await session.rollback()
+                return False
+            await add_event(session, dispatch.id, "sending", f"attempt {dispatch.attempts + 1}")
+            await session.commit()
+        dispatch.attempts += 1
+        return True
+
+    async def _after_created(self, dispatch: Dispatch, created: CreatedTask) -> None:
+        # `uncertain` too: if a slow answer lost the lease, the task still exists
+        # and its id is worth more than the guess that it might not.
+        await self._finish(
+            dispatch,
+            "created",
+            f"task {created.task_id}, job {created.job_id} ({created.job_status})",
+            allowed=("sending", "uncertain"),
+            twill_task_id=created.task_id,
+            twill_task_slug=created.slug,
+            twill_task_url=created.url,
+            twill_job_id=created.job_id,
+            twill_job_status=created.job_status,
+            twill_response=created.raw,
+            last_error=None,
+            report_pending=True,
+            report_next_at=utcnow(),
+        )
+
+    async def _after_error(self, dispatch: Dispatch, error: TwillError) -> None:
+        message = redact(error.message, self._secrets)
+        now = utcnow()
+        age = (now - dispatch.created_at).total_seconds()
+        too_old = age >= self.settings.max_retry_age_seconds
+        if isinstance(error, TwillRateLimited) and not too_old:
+            wait = error.retry_after if error.retry_after is not None else 60.0
+            await self._requeue(dispatch, message, wait)
+        elif isinstance(error, TwillUnavailable) and not too_old and dispatch.attempts < self.settings.max_attempts:
+            await self._requeue(dispatch, message, backoff_seconds(dispatch.attempts, rand=self.rand))
+        elif isinstance(error, TwillOutcomeUnknown):
+            await self._finish(dispatch, "uncertain", message, last_error=message, report_pending=True, report_next_at=now)
+        else:
+            if error.retryable:
+                message = f"gave up after {dispatch.attempts} attempts over {age:.0f} s: {message}"
+            await self._finish(dispatch, "failed", message, last_error=message, report_pending=True, report_next_at=now)
+
+    async def _requeue(self, dispatch: Dispatch, message: str, wait: float) -> None:
+        await self._finish(
+            dispatch,
+            "queued",
+            f"{message}; retrying in {wait:.0f} s",
+            last_error=message,
+            next_attempt_at=utcnow() + timedelta(seconds=wait),
+        )
+
+    async def _finish(
+        self,
+        dispatch: Dispatch,
+        status: str,
+        reason: str,
+        allowed: tuple[str, ...] = ("sending",),
+        **values: Any,
+    ) -> None:
+        """Move a dispatch we are sending to `status`, releasing the lease."""
+        async with self.sessions() as session:
+            owned = and_(Dispatch.status == "sending", Dispatch.lease_owner == self.owner)
+            taken_over = and_(Dispatch.status.in_(allowed), Dispatch.status != "sending")
+            moved = await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch.id, or_(owned, taken_over))
+                .values(status=status, lease_owner=None, lease_expires_at=None, **values)
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                log.warning("dispatch moved while it was being sent", dispatch_id=dispatch.id, wanted=status)
+                await session.rollback()
+                return
+            await add_event(session, dispatch.id, status, reason)
+            await session.commit()
+
+    # Reporting on GitHub.
+
+    async def report_one(self) -> bool:
+        """Claim one dispatch whose issue needs telling and post or edit its comment."""
+        assert self.github is not None
+        now = utcnow()
+        async with self.sessions() as session:
+            due = (
+                select(Dispatch.id)
+                .where(
+                    Dispatch.report_pending.is_(True),
+                    Dispatch.report_next_at <= now,
+                    Dispatch.status != "sending",
+                    _lease_free(Dispatch, now),
+                )
+                .order_by(Dispatch.report_next_at, Dispatch.id)
+                .limit(1)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            claimed = await session.scalar(
+                update(Dispatch)
+                .where(Dispatch.id == due.scalar_subquery(), Dispatch.report_pending.is_(True))
+                .values(
+                    lease_owner=self.owner,
+                    lease_expires_at=now + self._lease(),
+                    report_attempts=Dispatch.report_attempts + 1,
+                )
+                .returning(Dispatch.id)
+            )
+            await session.commit()
+            if claimed is None:
+                return False
+            dispatch = await session.get(Dispatch, claimed)
+            assert dispatch is not None
+        try:
+            comment_id, installation_id = await self._post_tracking_comment(dispatch)
+        except GitHubError as error:
+            await self._report_failed(dispatch, error)
+            return True
+        async with self.sessions() as session:
+            status = "reported" if dispatch.status == "created" else dispatch.status
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch.id, Dispatch.lease_owner == self.owner)
+                .values(
+                    comment_id=comment_id,
+                    installation_id=installation_id,
+                    report_pending=False,
+                    report_error=None,
+                    status=status,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            if status != dispatch.status or dispatch.comment_id is None:
+                await add_event(session, dispatch.id, status, f"comment {comment_id} on the issue")
+            await session.commit()
+        log.info("issue told", dispatch_id=dispatch.id, repository=dispatch.repository, issue=dispatch.issue_number, comment_id=comment_id)
+        return True
+
+    async def _post_tracking_comment(self, dispatch: Dispatch) -> tuple[int, int]:
+        assert self.github is not None
+        installation = dispatch.installation_id or await self.github.repo_installation(dispatch.repository)
+        body = tracking_comment(_view(dispatch))
+        if dispatch.comment_id is not None:
+            await self.github.update_comment(installation, dispatch.repository, dispatch.comment_id, body)
+            return dispatch.comment_id, installation
+        if dispatch.report_attempts > 1:
+            # An earlier attempt may have posted before its answer was lost.
+            found = await self.github.find_comment(installation, dispatch.repository, dispatch.issue_number, marker(dispatch.id))
+            if found is not None:
+                await self.github.update_comment(installation, dispatch.repository, found, body)
+                return found, installation
+        comment_id = await self.github.create_comment(installation, dispatch.repository, dispatch.issue_number, body)
+        return comment_id, installation
+
+    async def _report_failed(self, dispatch: Dispatch, error: GitHubError) -> None:
+        message = redact(error.message, self._secrets)
+        give_up = not error.retryable or dispatch.report_attempts >= REPORT_MAX_ATTEMPTS
+        if error.retry_at is not None:
+            delay = max(error.retry_at - utcnow().timestamp(), 1.0)
+        else:
+            delay = backoff_seconds(dispatch.report_attempts, rand=self.rand)
+        async with self.sessions() as session:
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch.id, Dispatch.lease_owner == self.owner)
+                .values(
+                    report_error=message,
+                    report_pending=not give_up,
+                    report_next_at=utcnow() + timedelta(seconds=delay),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            reason = f"could not tell the issue: {message}" + ("; giving up" if give_up else f"; retrying in {delay:.0f} s")
+            await add_event(session, dispatch.id, dispatch.status, reason)
+            await session.commit()
+        log.warning("github call failed", dispatch_id=dispatch.id, status=error.status, error=type(error).__name__, give_up=give_up)
+
+    # Replies (usage and refusals).
+
+    async def reply_one(self) -> bool:
+        """Post one pending reply; True if one was claimed."""
+        assert self.github is not None
+        now = utcnow()
+        async with self.sessions() as session:
+            due = (
+                select(Reply.id)
+                .where(Reply.status == "pending", Reply.next_attempt_at <= now, _lease_free(Reply, now))
+                .order_by(Reply.next_attempt_at, Reply.id)
+                .limit(1)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            claimed = await session.scalar(
+                update(Reply)
+                .where(Reply.id == due.scalar_subquery(), Reply.status == "pending")
+                .values(lease_owner=self.owner, lease_expires_at=now + self._lease(), attempts=Reply.attempts + 1)
+                .returning(Reply.id)
+            )
+            await session.commit()
+            if claimed is None:
+                return False
+            reply = await session.get(Reply, claimed)
+            assert reply is not None
+        values: dict[str, Any]
+        try:
+            installation = reply.installation_id or await self.github.repo_installation(reply.repository)
+            body = fit(f"{reply_marker(reply.key)}\n{reply.body}")
+            found = None
+            if reply.attempts > 1:
+                found = await self.github.find_comment(installation, reply.repository, reply.issue_number, reply_marker(reply.key))
+            comment_id = found or await self.github.create_comment(installation, reply.repository, reply.issue_number, body)
+            values = {"status": "posted", "comment_id": comment_id, "last_error": None}
+        except GitHubError as error:
+            give_up = not error.retryable or reply.attempts >= REPORT_MAX_ATTEMPTS
+            delay = max((error.retry_at or 0) - utcnow().timestamp(), backoff_seconds(reply.attempts, rand=self.rand))
+            values = {
+                "status": "failed" if give_up else "pending",
+                "last_error": redact(error.message, self._secrets),
+                "next_attempt_at": utcnow() + timedelta(seconds=delay),
+            }
+        async with self.sessions() as session:
+            await session.execute(
+                update(Reply)
+                .where(Reply.id == reply.id, Reply.lease_owner == self.owner)
+                .values(lease_owner=None, lease_expires_at=None, **values)
+            )
+            await session.commit()
+        log.info("reply " + values["status"], repository=reply.repository, issue=reply.issue_number)
+        return True
+
+    # Housekeeping.
+
+    async def recover(self) -> None:
+        """Mark dispatches whose worker died mid-request as uncertain."""
+        now = utcnow()
+        async with self.sessions() as session:
+            stale = (
+                await session.scalars(
+                    select(Dispatch.id).where(Dispatch.status == "sending", Dispatch.lease_expires_at < now)
+                )
+            ).all()
+            reason = (
+                "the worker stopped while the request to Twill was in flight; "
+                "it may or may not have created a task"
+            )
+            for dispatch_id in stale:
+                moved = await session.execute(
+                    update(Dispatch)
+                    .where(Dispatch.id == dispatch_id, Dispatch.status == "sending", Dispatch.lease_expires_at < now)
+                    .values(
+                        status="uncertain",
+                        last_error=reason,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        report_pending=True,
+                        report_next_at=now,
+                    )
+                )
+                if moved.rowcount == 1:  # type: ignore[attr-defined]
+                    await add_event(session, dispatch_id, "uncertain", reason)
+                    log.warning("dispatch uncertain after a lost worker", dispatch_id=dispatch_id)
+            await session.commit()
+
+    async def release(self) -> None:
+        """Give back leases on work this worker claimed but has not started."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.lease_owner == self.owner, Dispatch.status != "sending")
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+            await session.execute(
+                update(Reply).where(Reply.lease_owner == self.owner).values(lease_owner=None, lease_expires_at=None)
+            )
+            await session.commit()
+
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+
+def _view(dispatch: Dispatch) -> DispatchView:
+    return DispatchView(
+        id=dispatch.id,
+        status=dispatch.status,
+        intent=dispatch.intent,
+        requester=dispatch.requester,
+        trigger_kind=dispatch.trigger_kind,
+        trigger_label=dispatch.trigger_label,
+        agent=dispatch.agent,
+        task_url=dispatch.twill_task_url,
+        job_status=dispatch.twill_job_status,
+        last_error=dispatch.last_error,
+        dry_run=dispatch.dry_run,
+    )
+

@@ -1,0 +1,201 @@
+"""A fake GitHub REST API for one App, answering like GitHub and recording calls.
+
+It checks what GitHub checks: the App JWT (RS256 over our public key, `iss`
+the app id as a string, at most 10 minutes of life), installation tokens on
+installation calls, the REST headers, and the shape of each request body.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class GitHubFault:
+    """One scripted answer for the next call matching `method` and `path_part`."""
+
+    method: str
+    path_part: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    message: str = "scripted failure"
+    apply_anyway: bool = False  # do the write, then answer `status` (a lost answer)
+
+
+@dataclass
+class FakeGitHub:
+    """State of the fake: comments per issue, tokens issued, calls seen."""
+
+    app_id: int
+    public_key: str
+    installations: dict[str, int] = field(default_factory=dict)  # "owner/repo" -> id
+    comments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=dict)  # token -> installation
+    token_requests: int = 0
+    faults: deque[GitHubFault] = field(default_factory=deque)
+    problems: list[str] = field(default_factory=list)
+    write_times: list[float] = field(default_factory=list)
+    bot_login: str = "twill-bridge[bot]"
+    _ids: Any = field(default_factory=lambda: itertools.count(9000))
+
+    def fail(self, *faults: GitHubFault) -> None:
+        """Play these faults on matching calls, in order."""
+        self.faults.extend(faults)
+
+    def issue_comments(self, repository: str, number: int) -> list[dict[str, Any]]:
+        """The comments on one issue, oldest first."""
+        return [c for c in self.comments.values() if c["repository"] == repository and c["issue"] == number]
+
+    def revoke_tokens(self) -> None:
+        """Make every issued token invalid, as an early rotation would."""
+        self.tokens.clear()
+
+    def app(self, base_path: str = "") -> Starlette:
+        """The ASGI app serving this fake under `base_path` (e.g. /api/v3)."""
+        b = base_path
+        return Starlette(
+            routes=[
+                Route(f"{b}/app/installations/{{inst:int}}/access_tokens", self._token, methods=["POST"]),
+                Route(f"{b}/repos/{{owner}}/{{repo}}/installation", self._repo_installation, methods=["GET"]),
+                Route(f"{b}/repos/{{owner}}/{{repo}}/issues/{{number:int}}/comments", self._comments, methods=["GET", "POST"]),
+                Route(f"{b}/repos/{{owner}}/{{repo}}/issues/comments/{{cid:int}}", self._comment, methods=["PATCH"]),
+            ]
+        )
+
+    # Checks GitHub makes.
+
+    def _check_headers(self, request: Request) -> None:
+        if request.headers.get("accept") != "application/vnd.github+json":
+            self.problems.append(f"Accept header was {request.headers.get('accept')!r}")
+        if request.headers.get("x-github-api-version") != "2022-11-28":
+            self.problems.append("X-GitHub-Api-Version missing")
+        if not request.headers.get("user-agent"):
+            self.problems.append("User-Agent missing")  # GitHub refuses such requests
+
+    def _jwt_ok(self, request: Request) -> bool:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return False
+        try:
+            claims = jwt.decode(auth[7:], self.public_key, algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]})
+        except jwt.PyJWTError as error:
+            self.problems.append(f"bad JWT: {error}")
+            return False
+        if claims["iss"] != str(self.app_id) or not isinstance(claims["iss"], str):
+            self.problems.append("JWT iss is not the app id as a string")
+            return False
+        if claims["exp"] - claims["iat"] > 600 or claims["iat"] > time.time():
+            self.problems.append("JWT lifetime over 10 minutes or issued in the future")
+            return False
+        return True
+
+    def _installation_of(self, request: Request) -> int | None:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("token "):
+            return None
+        return self.tokens.get(auth[6:])
+
+    def _scripted(self, request: Request) -> GitHubFault | None:
+        for fault in list(self.faults):
+            if fault.method == request.method and fault.path_part in request.url.path:
+                self.faults.remove(fault)
+                return fault
+        return None
+
+    # Routes.
+
+    async def _token(self, request: Request) -> Response:
+        self._check_headers(request)
+        self.calls.append((request.method, request.url.path))
+        if not self._jwt_ok(request):
+            return _message(401, "A JSON web token could not be decoded")
+        inst = request.path_params["inst"]
+        if inst not in self.installations.values():
+            return _message(404, "Not Found")
+        self.token_requests += 1
+        # Real tokens vary in length; so do ours.
+        token = "ghs_" + secrets.token_urlsafe(24 + self.token_requests % 7)
+        self.tokens[token] = inst
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        return JSONResponse({"token": token, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "permissions": {"issues": "write"}}, status_code=201)
+
+    async def _repo_installation(self, request: Request) -> Response:
+        self._check_headers(request)
+        self.calls.append((request.method, request.url.path))
+        if not self._jwt_ok(request):
+            return _message(401, "A JSON web token could not be decoded")
+        name = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        if name not in self.installations:
+            return _message(404, "Not Found")
+        return JSONResponse({"id": self.installations[name], "app_id": self.app_id, "target_type": "Organization"})
+
+    async def _comments(self, request: Request) -> Response:
+        self._check_headers(request)
+        self.calls.append((request.method, request.url.path))
+        if self._installation_of(request) is None:
+            return _message(401, "Bad credentials")
+        repository = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        number = request.path_params["number"]
+        if request.method == "GET":
+            page = int(request.query_params.get("page", "1"))
+            per_page = int(request.query_params.get("per_page", "30"))
+            found = self.issue_comments(repository, number)[(page - 1) * per_page : page * per_page]
+            return JSONResponse([self._public(c) for c in found])
+        fault = self._scripted(request)
+        if fault and not fault.apply_anyway:
+            return _message(fault.status, fault.message, fault.headers)
+        body = await request.json()
+        if not isinstance(body.get("body"), str) or not body["body"]:
+            return _message(422, "Validation Failed")
+        if len(body["body"]) > 65536:
+            return _message(422, "Validation Failed: body is too long (maximum is 65536 characters)")
+        self.write_times.append(time.monotonic())
+        cid = next(self._ids)
+        self.comments[cid] = {"id": cid, "repository": repository, "issue": number, "body": body["body"], "edits": 0}
+        if fault:
+            return _message(fault.status, fault.message, fault.headers)
+        return JSONResponse(self._public(self.comments[cid]), status_code=201)
+
+    async def _comment(self, request: Request) -> Response:
+        self._check_headers(request)
+        self.calls.append((request.method, request.url.path))
+        if self._installation_of(request) is None:
+            return _message(401, "Bad credentials")
+        fault = self._scripted(request)
+        if fault:
+            return _message(fault.status, fault.message, fault.headers)
+        comment = self.comments.get(request.path_params["cid"])
+        if comment is None:
+            return _message(404, "Not Found")
+        body = await request.json()
+        if len(body.get("body") or "") > 65536:
+            return _message(422, "Validation Failed")
+        self.write_times.append(time.monotonic())
+        comment["body"] = body["body"]
+        comment["edits"] += 1
+        return JSONResponse(self._public(comment))
+
+    def _public(self, comment: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": comment["id"],
+            "body": comment["body"],
+            "html_url": f"https://github.com/{comment['repository']}/issues/{comment['issue']}#issuecomment-{comment['id']}",
+            "user": {"login": self.bot_login, "type": "Bot"},
+        }
+
+
+def _message(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"message": message, "documentation_url": "https://docs.github.com/rest"}, status_code=status, headers=headers)
