@@ -1,0 +1,104 @@
+"""Settings: defaults, parsing, masking, and one clear line per problem."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from bridge.settings import DEFAULT_LABELS, Secret, SettingsError, ensure_webhook_secret, load_settings
+
+
+def load(**env: str):  # type: ignore[no-untyped-def]
+    return load_settings(env, env_file=None)
+
+
+def test_defaults_with_an_empty_environment() -> None:
+    settings = load()
+    assert settings.twill_api_url == "https://twill.ai/api/v1"
+    assert settings.github_api_url == "https://api.github.com"
+    assert settings.database_url == "sqlite+aiosqlite:///twill-bridge.db"
+    assert dict(settings.labels) == DEFAULT_LABELS
+    assert settings.dry_run
+    assert "TWILL_API_KEY is not set" in settings.dry_run_reasons
+
+
+def test_secrets_and_ids_are_stripped_and_masked(app_keys: tuple[str, str]) -> None:
+    settings = load(
+        TWILL_API_KEY="  tw-key-123\n",
+        GITHUB_APP_ID=" 42\n",
+        GITHUB_APP_PRIVATE_KEY=app_keys[0] + "\n\n",
+        GITHUB_WEBHOOK_SECRET=" sec-alpha , sec-beta\n",
+    )
+    assert settings.twill_api_key == Secret("tw-key-123")
+    assert settings.github_app_id == 42
+    assert [s.reveal() for s in settings.webhook_secrets] == ["sec-alpha", "sec-beta"]
+    assert not settings.dry_run
+    shown = repr(settings)
+    assert "tw-key-123" not in shown and "PRIVATE KEY" not in shown and "sec-alpha" not in shown
+
+
+def test_private_key_from_a_file_and_with_escaped_newlines(tmp_path: Path, app_keys: tuple[str, str]) -> None:
+    path = tmp_path / "app.pem"
+    path.write_text(app_keys[0])
+    assert load(GITHUB_APP_PRIVATE_KEY_PATH=str(path)).github_private_key == Secret(app_keys[0].strip())
+    one_line = app_keys[0].strip().replace("\n", "\\n")
+    assert load(GITHUB_APP_PRIVATE_KEY=one_line).github_private_key == Secret(app_keys[0].strip())
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"GITHUB_APP_ID": "abc"}, "GITHUB_APP_ID must be numeric"),
+        ({"GITHUB_APP_PRIVATE_KEY": "not a pem"}, "does not hold a readable PEM"),
+        ({"GITHUB_APP_PRIVATE_KEY_PATH": "/nonexistent/key.pem"}, "cannot be read"),
+        ({"TWILL_API_URL": "twill.ai/api"}, "TWILL_API_URL must be an http(s) URL"),
+        ({"GITHUB_API_URL": "ftp://x"}, "GITHUB_API_URL must be an http(s) URL"),
+        ({"BRIDGE_PORT": "eighty"}, "BRIDGE_PORT must be a whole number"),
+        ({"BRIDGE_LABELS": "twill=BUILD"}, "BRIDGE_LABELS entry 'twill=BUILD'"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must be"),
+        ({"BRIDGE_DRY_RUN": "maybe"}, "BRIDGE_DRY_RUN must be true or false"),
+    ],
+    ids=["app-id", "pem", "pem-path", "twill-url", "github-url", "port", "labels", "database", "flag"],
+)
+def test_each_problem_gets_one_clear_sentence(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load(**env)
+    assert len(caught.value.problems) == 1
+    assert problem in caught.value.problems[0]
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load(GITHUB_APP_ID="x", BRIDGE_PORT="y", TWILL_API_URL="z")
+    assert len(caught.value.problems) == 3
+
+
+def test_labels_override_format() -> None:
+    settings = load(BRIDGE_LABELS=" Agent = swe , agent-plan=PLAN,")
+    assert dict(settings.labels) == {"agent": "SWE", "agent-plan": "PLAN"}
+
+
+def test_database_urls_get_async_drivers() -> None:
+    assert load(DATABASE_URL="postgres://u@h/db").database_url == "postgresql+asyncpg://u@h/db"
+    assert load(DATABASE_URL="sqlite:///x.db").database_url == "sqlite+aiosqlite:///x.db"
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("TWILL_API_KEY=from-file\nBRIDGE_PORT=9000\n")
+    settings = load_settings({"BRIDGE_PORT": "9100"}, env_file=env_file)
+    assert settings.twill_api_key == Secret("from-file")
+    assert settings.port == 9100
+
+
+def test_missing_webhook_secret_is_generated_once_and_kept_private(tmp_path: Path) -> None:
+    settings = load(BRIDGE_DATA_DIR=str(tmp_path))
+    first, path = ensure_webhook_secret(settings)
+    again, _ = ensure_webhook_secret(settings)
+    assert path == tmp_path / "webhook-secret"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert first.webhook_secrets == again.webhook_secrets
+    assert len(first.webhook_secrets[0].reveal()) == 64
