@@ -102,7 +102,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     migrate(settings.database_url)
     log.info("database ready", database=_safe_url(settings.database_url))
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=args.host or settings.host,
         port=args.port or settings.port,
@@ -111,7 +111,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         proxy_headers=True,
         server_header=False,
     )
+    asyncio.run(_run_server(uvicorn.Server(config)))
     return 0
+
+
+async def _run_server(server: Any) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down cleanly and return (exit 0).
+
+    uvicorn's own handlers re-raise the signal after shutting down, which makes
+    the process die by it; deployments read that as a crash.
+    """
+    import contextlib
+    import signal
+
+    server.capture_signals = contextlib.nullcontext
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, server.handle_exit, signum, None)
+    await server.serve()
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -62,8 +62,22 @@ def parse_payload(body: bytes, content_type: str) -> Any:
         values = fields.get("payload")
         if not values:
             raise ValueError("the form has no payload field")
-        return json.loads(values[0])
-    return json.loads(body)
+        text = values[0]
+    else:
+        text = body.decode("utf-8")
+    payload = json.loads(text)
+    # PostgreSQL text cannot hold U+0000, which JSON can carry as an escape.
+    return _without_nul(payload) if "\\u0000" in text else payload
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 async def receive_webhook(request: Request) -> JSONResponse:

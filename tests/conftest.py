@@ -5,6 +5,7 @@ set), an App key pair, fake Twill and GitHub, and a harness around the real app.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
@@ -80,11 +81,18 @@ def postgres_url() -> Iterator[str]:
             await connection.execute(text(statement))
         await engine.dispose()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    # Requested from inside a test's event loop, so do the blocking work in a thread.
+    in_thread(lambda: asyncio.run(admin(f'CREATE DATABASE "{name}"')))
     url = base.set(database=name).render_as_string(hide_password=False)
-    migrate(url)
+    in_thread(lambda: migrate(url))
     yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    in_thread(lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+
+
+def in_thread(work: Callable[[], Any]) -> Any:
+    """Run blocking `work` (which may start its own event loop) in a fresh thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
 
 
 @pytest.fixture(params=DATABASES)
