@@ -226,13 +226,19 @@ def _base_path(url: str) -> str:
 
 
 @pytest.fixture
-def fake_twill() -> FakeTwill:
-    return FakeTwill(api_key=TWILL_KEY)
+def fake_twill() -> Iterator[FakeTwill]:
+    """A fake Twill; the test fails if any request broke the create-task contract."""
+    twill = FakeTwill(api_key=TWILL_KEY)
+    yield twill
+    assert twill.contract_errors == [], "requests to Twill broke its contract"
 
 
 @pytest.fixture
-def fake_github(app_keys: tuple[str, str]) -> FakeGitHub:
-    return FakeGitHub(app_id=APP_ID, public_key=app_keys[1], installations={REPO: INSTALLATION})
+def fake_github(app_keys: tuple[str, str]) -> Iterator[FakeGitHub]:
+    """A fake GitHub; the test fails if any request broke GitHub's REST description."""
+    github = FakeGitHub(app_id=APP_ID, public_key=app_keys[1], installations={REPO: INSTALLATION})
+    yield github
+    assert github.problems == [], "requests to GitHub broke its REST description"
 
 
 @pytest.fixture

@@ -8,18 +8,22 @@ installation calls, the REST headers, and the shape of each request body.
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.contracts.github_contract import check_request
 
 
 @dataclass
@@ -63,10 +67,10 @@ class FakeGitHub:
         """Make every issued token invalid, as an early rotation would."""
         self.tokens.clear()
 
-    def app(self, base_path: str = "") -> Starlette:
+    def app(self, base_path: str = "") -> Any:
         """The ASGI app serving this fake under `base_path` (e.g. /api/v3)."""
         b = base_path
-        return Starlette(
+        app = Starlette(
             routes=[
                 Route(f"{b}/app/installations/{{inst:int}}/access_tokens", self._token, methods=["POST"]),
                 Route(f"{b}/repos/{{owner}}/{{repo}}/installation", self._repo_installation, methods=["GET"]),
@@ -74,6 +78,8 @@ class FakeGitHub:
                 Route(f"{b}/repos/{{owner}}/{{repo}}/issues/comments/{{cid:int}}", self._comment, methods=["PATCH"]),
             ]
         )
+
+        return _ContractCheck(app, b, self.problems)
 
     # Checks GitHub makes.
 
@@ -195,6 +201,41 @@ class FakeGitHub:
             "html_url": f"https://github.com/{comment['repository']}/issues/{comment['issue']}#issuecomment-{comment['id']}",
             "user": {"login": self.bot_login, "type": "Bot"},
         }
+
+
+class _ContractCheck:
+    """ASGI wrapper: every request must be valid under GitHub's REST description
+    (tests/contracts/github-rest-subset.yaml); problems are recorded, not raised."""
+
+    def __init__(self, app: Any, base_path: str, problems: list[str]) -> None:
+        self.app, self.base_path, self.problems = app, base_path, problems
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        messages, raw = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = "<not JSON>"
+        path = scope["path"]
+        if self.base_path and path.startswith(self.base_path):
+            path = path[len(self.base_path) :]
+        query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
+        for problem in check_request(scope["method"], path, query, body):
+            self.problems.append(f"{scope['method']} {path}: {problem}")
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        await self.app(scope, replay, send)
 
 
 def _message(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
