@@ -141,7 +141,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.triggers import Rules, decide
-    from bridge.webhooks import _work_for, _meta
+    from bridge.webhooks import _meta, _work_for
 
     try:
         payload = json.loads(args.payload.read_text())

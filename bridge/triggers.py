@@ -206,7 +206,7 @@ def usage_reply(rules: Rules, problem: str | None = None) -> str:
         f"- `/{k} help` — this message",
         f"- labels: {labels}" if labels else "- no trigger labels are configured",
         "",
-        f"The command must start a line (a list bullet in front is fine); lines in code blocks and quotes are ignored.",
+        "The command must start a line (a list bullet in front is fine); lines in code blocks and quotes are ignored.",
     ]
     return "\n".join(lines)
 

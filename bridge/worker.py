@@ -90,13 +90,22 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 busy = await self.step()
-            except Exception as error:  # a bad row or a database blip must not stop the loop
-                log.error("worker step failed", worker=self.owner, error=type(error).__name__, exc_info=True)
+            except (
+                Exception
+            ) as error:  # a bad row or a database blip must not stop the loop
+                log.error(
+                    "worker step failed",
+                    worker=self.owner,
+                    error=type(error).__name__,
+                    exc_info=True,
+                )
                 busy = False
             if not busy and not self._stopping.is_set():
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+                    await asyncio.wait_for(
+                        self._wake.wait(), self.settings.worker_poll_seconds
+                    )
                 except TimeoutError:
                     pass
         await self.release()
@@ -126,16 +135,27 @@ class Worker:
             return False
         if not await self._mark_sending(dispatch):
             return True
-        fields = {"dispatch_id": dispatch.id, "repository": dispatch.repository, "issue": dispatch.issue_number}
+        fields = {
+            "dispatch_id": dispatch.id,
+            "repository": dispatch.repository,
+            "issue": dispatch.issue_number,
+        }
         log.info("sending to twill", attempt=dispatch.attempts + 1, **fields)
         try:
             created = await self.twill.create_task(dispatch.request)
         except TwillError as error:
             await self._after_error(dispatch, error)
-            log.warning("twill refused or failed", error=type(error).__name__, status=error.status, **fields)
+            log.warning(
+                "twill refused or failed",
+                error=type(error).__name__,
+                status=error.status,
+                **fields,
+            )
         else:
             await self._after_created(dispatch, created)
-            log.info("task created", task_id=created.task_id, job_id=created.job_id, **fields)
+            log.info(
+                "task created", task_id=created.task_id, job_id=created.job_id, **fields
+            )
         return True
 
     async def _claim_dispatch(self) -> Dispatch | None:
@@ -143,7 +163,11 @@ class Worker:
         async with self.sessions() as session:
             due = (
                 select(Dispatch.id)
-                .where(Dispatch.status == "queued", Dispatch.next_attempt_at <= now, _lease_free(Dispatch, now))
+                .where(
+                    Dispatch.status == "queued",
+                    Dispatch.next_attempt_at <= now,
+                    _lease_free(Dispatch, now),
+                )
                 .order_by(Dispatch.next_attempt_at, Dispatch.id)
                 .limit(1)
             )
@@ -151,7 +175,9 @@ class Worker:
                 due = due.with_for_update(skip_locked=True)
             claimed = await session.scalar(
                 update(Dispatch)
-                .where(Dispatch.id == due.scalar_subquery(), Dispatch.status == "queued")
+                .where(
+                    Dispatch.id == due.scalar_subquery(), Dispatch.status == "queued"
+                )
                 .values(lease_owner=self.owner, lease_expires_at=now + self._lease())
                 .returning(Dispatch.id)
             )
@@ -165,13 +191,23 @@ class Worker:
         async with self.sessions() as session:
             moved = await session.execute(
                 update(Dispatch)
-                .where(Dispatch.id == dispatch.id, Dispatch.status == "queued", Dispatch.lease_owner == self.owner)
-                .values(status="sending", attempts=Dispatch.attempts + 1, lease_expires_at=now + self._lease())
+                .where(
+                    Dispatch.id == dispatch.id,
+                    Dispatch.status == "queued",
+                    Dispatch.lease_owner == self.owner,
+                )
+                .values(
+                    status="sending",
+                    attempts=Dispatch.attempts + 1,
+                    lease_expires_at=now + self._lease(),
+                )
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 await session.rollback()
                 return False
-            await add_event(session, dispatch.id, "sending", f"attempt {dispatch.attempts + 1}")
+            await add_event(
+                session, dispatch.id, "sending", f"attempt {dispatch.attempts + 1}"
+            )
             await session.commit()
         dispatch.attempts += 1
         return True
@@ -203,14 +239,34 @@ class Worker:
         if isinstance(error, TwillRateLimited) and not too_old:
             wait = error.retry_after if error.retry_after is not None else 60.0
             await self._requeue(dispatch, message, wait)
-        elif isinstance(error, TwillUnavailable) and not too_old and dispatch.attempts < self.settings.max_attempts:
-            await self._requeue(dispatch, message, backoff_seconds(dispatch.attempts, rand=self.rand))
+        elif (
+            isinstance(error, TwillUnavailable)
+            and not too_old
+            and dispatch.attempts < self.settings.max_attempts
+        ):
+            await self._requeue(
+                dispatch, message, backoff_seconds(dispatch.attempts, rand=self.rand)
+            )
         elif isinstance(error, TwillOutcomeUnknown):
-            await self._finish(dispatch, "uncertain", message, last_error=message, report_pending=True, report_next_at=now)
+            await self._finish(
+                dispatch,
+                "uncertain",
+                message,
+                last_error=message,
+                report_pending=True,
+                report_next_at=now,
+            )
         else:
             if error.retryable:
                 message = f"gave up after {dispatch.attempts} attempts over {age:.0f} s: {message}"
-            await self._finish(dispatch, "failed", message, last_error=message, report_pending=True, report_next_at=now)
+            await self._finish(
+                dispatch,
+                "failed",
+                message,
+                last_error=message,
+                report_pending=True,
+                report_next_at=now,
+            )
 
     async def _requeue(self, dispatch: Dispatch, message: str, wait: float) -> None:
         await self._finish(
@@ -231,15 +287,25 @@ class Worker:
     ) -> None:
         """Move a dispatch we are sending to `status`, releasing the lease."""
         async with self.sessions() as session:
-            owned = and_(Dispatch.status == "sending", Dispatch.lease_owner == self.owner)
-            taken_over = and_(Dispatch.status.in_(allowed), Dispatch.status != "sending")
+            owned = and_(
+                Dispatch.status == "sending", Dispatch.lease_owner == self.owner
+            )
+            taken_over = and_(
+                Dispatch.status.in_(allowed), Dispatch.status != "sending"
+            )
             moved = await session.execute(
                 update(Dispatch)
                 .where(Dispatch.id == dispatch.id, or_(owned, taken_over))
-                .values(status=status, lease_owner=None, lease_expires_at=None, **values)
+                .values(
+                    status=status, lease_owner=None, lease_expires_at=None, **values
+                )
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
-                log.warning("dispatch moved while it was being sent", dispatch_id=dispatch.id, wanted=status)
+                log.warning(
+                    "dispatch moved while it was being sent",
+                    dispatch_id=dispatch.id,
+                    wanted=status,
+                )
                 await session.rollback()
                 return
             await add_event(session, dispatch.id, status, reason)
@@ -267,7 +333,10 @@ class Worker:
                 due = due.with_for_update(skip_locked=True)
             claimed = await session.scalar(
                 update(Dispatch)
-                .where(Dispatch.id == due.scalar_subquery(), Dispatch.report_pending.is_(True))
+                .where(
+                    Dispatch.id == due.scalar_subquery(),
+                    Dispatch.report_pending.is_(True),
+                )
                 .values(
                     lease_owner=self.owner,
                     lease_expires_at=now + self._lease(),
@@ -301,25 +370,46 @@ class Worker:
                 )
             )
             if status != dispatch.status or dispatch.comment_id is None:
-                await add_event(session, dispatch.id, status, f"comment {comment_id} on the issue")
+                await add_event(
+                    session, dispatch.id, status, f"comment {comment_id} on the issue"
+                )
             await session.commit()
-        log.info("issue told", dispatch_id=dispatch.id, repository=dispatch.repository, issue=dispatch.issue_number, comment_id=comment_id)
+        log.info(
+            "issue told",
+            dispatch_id=dispatch.id,
+            repository=dispatch.repository,
+            issue=dispatch.issue_number,
+            comment_id=comment_id,
+        )
         return True
 
     async def _post_tracking_comment(self, dispatch: Dispatch) -> tuple[int, int]:
         assert self.github is not None
-        installation = dispatch.installation_id or await self.github.repo_installation(dispatch.repository)
+        installation = dispatch.installation_id or await self.github.repo_installation(
+            dispatch.repository
+        )
         body = tracking_comment(_view(dispatch))
         if dispatch.comment_id is not None:
-            await self.github.update_comment(installation, dispatch.repository, dispatch.comment_id, body)
+            await self.github.update_comment(
+                installation, dispatch.repository, dispatch.comment_id, body
+            )
             return dispatch.comment_id, installation
         if dispatch.report_attempts > 1:
             # An earlier attempt may have posted before its answer was lost.
-            found = await self.github.find_comment(installation, dispatch.repository, dispatch.issue_number, marker(dispatch.id))
+            found = await self.github.find_comment(
+                installation,
+                dispatch.repository,
+                dispatch.issue_number,
+                marker(dispatch.id),
+            )
             if found is not None:
-                await self.github.update_comment(installation, dispatch.repository, found, body)
+                await self.github.update_comment(
+                    installation, dispatch.repository, found, body
+                )
                 return found, installation
-        comment_id = await self.github.create_comment(installation, dispatch.repository, dispatch.issue_number, body)
+        comment_id = await self.github.create_comment(
+            installation, dispatch.repository, dispatch.issue_number, body
+        )
         return comment_id, installation
 
     async def _report_failed(self, dispatch: Dispatch, error: GitHubError) -> None:
@@ -341,10 +431,18 @@ class Worker:
                     lease_expires_at=None,
                 )
             )
-            reason = f"could not tell the issue: {message}" + ("; giving up" if give_up else f"; retrying in {delay:.0f} s")
+            reason = f"could not tell the issue: {message}" + (
+                "; giving up" if give_up else f"; retrying in {delay:.0f} s"
+            )
             await add_event(session, dispatch.id, dispatch.status, reason)
             await session.commit()
-        log.warning("github call failed", dispatch_id=dispatch.id, status=error.status, error=type(error).__name__, give_up=give_up)
+        log.warning(
+            "github call failed",
+            dispatch_id=dispatch.id,
+            status=error.status,
+            error=type(error).__name__,
+            give_up=give_up,
+        )
 
     # Replies (usage and refusals).
 
@@ -355,7 +453,11 @@ class Worker:
         async with self.sessions() as session:
             due = (
                 select(Reply.id)
-                .where(Reply.status == "pending", Reply.next_attempt_at <= now, _lease_free(Reply, now))
+                .where(
+                    Reply.status == "pending",
+                    Reply.next_attempt_at <= now,
+                    _lease_free(Reply, now),
+                )
                 .order_by(Reply.next_attempt_at, Reply.id)
                 .limit(1)
             )
@@ -364,7 +466,11 @@ class Worker:
             claimed = await session.scalar(
                 update(Reply)
                 .where(Reply.id == due.scalar_subquery(), Reply.status == "pending")
-                .values(lease_owner=self.owner, lease_expires_at=now + self._lease(), attempts=Reply.attempts + 1)
+                .values(
+                    lease_owner=self.owner,
+                    lease_expires_at=now + self._lease(),
+                    attempts=Reply.attempts + 1,
+                )
                 .returning(Reply.id)
             )
             await session.commit()
@@ -374,16 +480,28 @@ class Worker:
             assert reply is not None
         values: dict[str, Any]
         try:
-            installation = reply.installation_id or await self.github.repo_installation(reply.repository)
+            installation = reply.installation_id or await self.github.repo_installation(
+                reply.repository
+            )
             body = fit(f"{reply_marker(reply.key)}\n{reply.body}")
             found = None
             if reply.attempts > 1:
-                found = await self.github.find_comment(installation, reply.repository, reply.issue_number, reply_marker(reply.key))
-            comment_id = found or await self.github.create_comment(installation, reply.repository, reply.issue_number, body)
+                found = await self.github.find_comment(
+                    installation,
+                    reply.repository,
+                    reply.issue_number,
+                    reply_marker(reply.key),
+                )
+            comment_id = found or await self.github.create_comment(
+                installation, reply.repository, reply.issue_number, body
+            )
             values = {"status": "posted", "comment_id": comment_id, "last_error": None}
         except GitHubError as error:
             give_up = not error.retryable or reply.attempts >= REPORT_MAX_ATTEMPTS
-            delay = max((error.retry_at or 0) - utcnow().timestamp(), backoff_seconds(reply.attempts, rand=self.rand))
+            delay = max(
+                (error.retry_at or 0) - utcnow().timestamp(),
+                backoff_seconds(reply.attempts, rand=self.rand),
+            )
             values = {
                 "status": "failed" if give_up else "pending",
                 "last_error": redact(error.message, self._secrets),
@@ -396,7 +514,11 @@ class Worker:
                 .values(lease_owner=None, lease_expires_at=None, **values)
             )
             await session.commit()
-        log.info("reply " + values["status"], repository=reply.repository, issue=reply.issue_number)
+        log.info(
+            "reply " + values["status"],
+            repository=reply.repository,
+            issue=reply.issue_number,
+        )
         return True
 
     # Housekeeping.
@@ -407,7 +529,9 @@ class Worker:
         async with self.sessions() as session:
             stale = (
                 await session.scalars(
-                    select(Dispatch.id).where(Dispatch.status == "sending", Dispatch.lease_expires_at < now)
+                    select(Dispatch.id).where(
+                        Dispatch.status == "sending", Dispatch.lease_expires_at < now
+                    )
                 )
             ).all()
             reason = (
@@ -417,7 +541,11 @@ class Worker:
             for dispatch_id in stale:
                 moved = await session.execute(
                     update(Dispatch)
-                    .where(Dispatch.id == dispatch_id, Dispatch.status == "sending", Dispatch.lease_expires_at < now)
+                    .where(
+                        Dispatch.id == dispatch_id,
+                        Dispatch.status == "sending",
+                        Dispatch.lease_expires_at < now,
+                    )
                     .values(
                         status="uncertain",
                         last_error=reason,
@@ -429,7 +557,10 @@ class Worker:
                 )
                 if moved.rowcount == 1:  # type: ignore[attr-defined]
                     await add_event(session, dispatch_id, "uncertain", reason)
-                    log.warning("dispatch uncertain after a lost worker", dispatch_id=dispatch_id)
+                    log.warning(
+                        "dispatch uncertain after a lost worker",
+                        dispatch_id=dispatch_id,
+                    )
             await session.commit()
 
     async def release(self) -> None:
@@ -441,7 +572,9 @@ class Worker:
                 .values(lease_owner=None, lease_expires_at=None)
             )
             await session.execute(
-                update(Reply).where(Reply.lease_owner == self.owner).values(lease_owner=None, lease_expires_at=None)
+                update(Reply)
+                .where(Reply.lease_owner == self.owner)
+                .values(lease_owner=None, lease_expires_at=None)
             )
             await session.commit()
 
@@ -463,4 +596,3 @@ def _view(dispatch: Dispatch) -> DispatchView:
         last_error=dispatch.last_error,
         dry_run=dispatch.dry_run,
     )
-

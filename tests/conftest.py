@@ -53,9 +53,13 @@ def app_keys() -> tuple[str, str]:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        .decode()
+    )
     return private, public
 
 
@@ -76,7 +80,9 @@ def postgres_url() -> Iterator[str]:
     name = f"bridge_test_{uuid.uuid4().hex[:10]}"
 
     async def admin(statement: str) -> None:
-        engine = create_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+        engine = create_engine(
+            base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+        )
         async with engine.connect() as connection:
             await connection.execute(text(statement))
         await engine.dispose()
@@ -86,7 +92,9 @@ def postgres_url() -> Iterator[str]:
     url = base.set(database=name).render_as_string(hide_password=False)
     in_thread(lambda: migrate(url))
     yield url
-    in_thread(lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+    in_thread(
+        lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    )
 
 
 def in_thread(work: Callable[[], Any]) -> Any:
@@ -96,7 +104,9 @@ def in_thread(work: Callable[[], Any]) -> Any:
 
 
 @pytest.fixture(params=DATABASES)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> str:
     """A migrated, empty database: SQLite, and PostgreSQL too when configured."""
     if request.param == "sqlite":
         path = tmp_path / "bridge.db"
@@ -105,13 +115,17 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_te
     url = request.getfixturevalue("postgres_url")
     engine = create_engine(url)
     async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        await connection.execute(
+            text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        )
     await engine.dispose()
     return url
 
 
 @pytest.fixture
-def make_settings(database_url: str, app_keys: tuple[str, str], tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(
+    database_url: str, app_keys: tuple[str, str], tmp_path: Path
+) -> Callable[..., Settings]:
     """Settings pointing at the fakes, with any field overridden."""
 
     def build(**overrides: Any) -> Settings:
@@ -136,23 +150,33 @@ def make_settings(database_url: str, app_keys: tuple[str, str], tmp_path: Path) 
 class Harness:
     """The real app behind an httpx client, fakes behind transports, a worker to drive."""
 
-    def __init__(self, settings: Settings, twill: FakeTwill, github: FakeGitHub) -> None:
+    def __init__(
+        self, settings: Settings, twill: FakeTwill, github: FakeGitHub
+    ) -> None:
         self.settings = settings
         self.twill = twill
         self.github = github
         self.twill_transport = FaultyTransport(twill.app())
-        self.github_transport = FaultyTransport(github.app(_base_path(settings.github_api_url)))
-        self.app = create_app(settings, Peers(self.twill_transport, self.github_transport))
+        self.github_transport = FaultyTransport(
+            github.app(_base_path(settings.github_api_url))
+        )
+        self.app = create_app(
+            settings, Peers(self.twill_transport, self.github_transport)
+        )
         self.sessions = sessionmaker(create_engine(settings.database_url))
         self.worker = self.new_worker("test-worker")
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://bridge.test")
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://bridge.test"
+        )
 
     def new_worker(self, name: str) -> Worker:
         """A worker of our own (the app's is off), with clients into the fakes."""
         s = self.settings
         if s.dry_run:
             return Worker(s, self.sessions, name)
-        twill = TwillClient(s.twill_api_url, s.twill_api_key.reveal(), transport=self.twill_transport)  # type: ignore[union-attr]
+        twill = TwillClient(
+            s.twill_api_url, s.twill_api_key.reveal(), transport=self.twill_transport
+        )  # type: ignore[union-attr]
         github = GitHubClient(
             s.github_api_url,
             s.github_app_id,  # type: ignore[arg-type]
@@ -181,7 +205,11 @@ class Harness:
             "User-Agent": "GitHub-Hookshot/abc123",
         }
         sent.update(headers or {})
-        return await self.client.post("/api/github/webhooks", content=raw, headers={k: v for k, v in sent.items() if v is not None})
+        return await self.client.post(
+            "/api/github/webhooks",
+            content=raw,
+            headers={k: v for k, v in sent.items() if v is not None},
+        )
 
     async def drain(self, worker: Worker | None = None, limit: int = 200) -> int:
         """Run worker steps until one finds nothing to do; the number of busy steps."""
@@ -193,11 +221,15 @@ class Harness:
 
     async def dispatches(self) -> list[Dispatch]:
         async with self.sessions() as session:
-            return list((await session.scalars(select(Dispatch).order_by(Dispatch.id))).all())
+            return list(
+                (await session.scalars(select(Dispatch).order_by(Dispatch.id))).all()
+            )
 
     async def deliveries(self) -> list[Delivery]:
         async with self.sessions() as session:
-            return list((await session.scalars(select(Delivery).order_by(Delivery.id))).all())
+            return list(
+                (await session.scalars(select(Delivery).order_by(Delivery.id))).all()
+            )
 
     async def replies(self) -> list[Reply]:
         async with self.sessions() as session:
@@ -205,7 +237,11 @@ class Harness:
 
     async def events(self, dispatch_id: int) -> list[DispatchEvent]:
         async with self.sessions() as session:
-            query = select(DispatchEvent).where(DispatchEvent.dispatch_id == dispatch_id).order_by(DispatchEvent.id)
+            query = (
+                select(DispatchEvent)
+                .where(DispatchEvent.dispatch_id == dispatch_id)
+                .order_by(DispatchEvent.id)
+            )
             return list((await session.scalars(query)).all())
 
     async def make_due(self) -> None:
@@ -216,7 +252,11 @@ class Harness:
 
         async with self.sessions() as session:
             await session.execute(update(Dispatch).values(next_attempt_at=utcnow()))
-            await session.execute(update(Dispatch).where(Dispatch.report_pending.is_(True)).values(report_next_at=utcnow()))
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.report_pending.is_(True))
+                .values(report_next_at=utcnow())
+            )
             await session.execute(update(Reply).values(next_attempt_at=utcnow()))
             await session.commit()
 
@@ -236,14 +276,18 @@ def fake_twill() -> Iterator[FakeTwill]:
 @pytest.fixture
 def fake_github(app_keys: tuple[str, str]) -> Iterator[FakeGitHub]:
     """A fake GitHub; the test fails if any request broke GitHub's REST description."""
-    github = FakeGitHub(app_id=APP_ID, public_key=app_keys[1], installations={REPO: INSTALLATION})
+    github = FakeGitHub(
+        app_id=APP_ID, public_key=app_keys[1], installations={REPO: INSTALLATION}
+    )
     yield github
     assert github.problems == [], "requests to GitHub broke its REST description"
 
 
 @pytest.fixture
 async def make_harness(
-    make_settings: Callable[..., Settings], fake_twill: FakeTwill, fake_github: FakeGitHub
+    make_settings: Callable[..., Settings],
+    fake_twill: FakeTwill,
+    fake_github: FakeGitHub,
 ) -> AsyncIterator[Callable[..., Any]]:
     """Build a Harness (settings overrides as keywords); its app runs until the test ends."""
     stack: list[tuple[Harness, Any]] = []

@@ -31,7 +31,11 @@ def free_port() -> int:
 def serve_in_thread(app: Any) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -51,7 +55,12 @@ class BridgeProcess:
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "BRIDGE_PORT": str(self.port), "BRIDGE_LOG_FORMAT": "json"}
+        self.env = {
+            **os.environ,
+            **env,
+            "BRIDGE_PORT": str(self.port),
+            "BRIDGE_LOG_FORMAT": "json",
+        }
         self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"bridge-{self.port}.log"
@@ -61,12 +70,18 @@ class BridgeProcess:
         """Start and wait until /healthz answers."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve"], cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "bridge", "serve"],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the bridge exited with {self.process.returncode}:\n{self.output()}")
+                raise RuntimeError(
+                    f"the bridge exited with {self.process.returncode}:\n{self.output()}"
+                )
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
@@ -76,7 +91,9 @@ class BridgeProcess:
         raise RuntimeError(f"the bridge did not become healthy:\n{self.output()}")
 
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        )
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait; the exit status."""

@@ -26,7 +26,9 @@ def user(login: str, kind: str = "User", uid: int = 1001) -> dict[str, Any]:
     }
 
 
-def repository(full_name: str = REPO, repo_id: int = REPO_ID, private: bool = False) -> dict[str, Any]:
+def repository(
+    full_name: str = REPO, repo_id: int = REPO_ID, private: bool = False
+) -> dict[str, Any]:
     owner, name = full_name.split("/")
     return {
         "id": repo_id,
@@ -42,7 +44,14 @@ def repository(full_name: str = REPO, repo_id: int = REPO_ID, private: bool = Fa
 
 
 def label(name: str, lid: int = 300) -> dict[str, Any]:
-    return {"id": lid, "node_id": f"LA_{lid}", "name": name, "color": "ededed", "default": False, "description": None}
+    return {
+        "id": lid,
+        "node_id": f"LA_{lid}",
+        "name": name,
+        "color": "ededed",
+        "default": False,
+        "description": None,
+    }
 
 
 def issue(
@@ -74,12 +83,22 @@ def issue(
         "url": f"https://api.github.com/repos/{full_name}/issues/{number}",
     }
     if pull_request:
-        data["pull_request"] = {"url": f"https://api.github.com/repos/{full_name}/pulls/{number}", "html_url": f"https://github.com/{full_name}/pull/{number}"}
+        data["pull_request"] = {
+            "url": f"https://api.github.com/repos/{full_name}/pulls/{number}",
+            "html_url": f"https://github.com/{full_name}/pull/{number}",
+        }
         data["html_url"] = f"https://github.com/{full_name}/pull/{number}"
     return data
 
 
-def _envelope(action: str, sender: str, sender_type: str, installation: int | None, full_name: str, private: bool) -> dict[str, Any]:
+def _envelope(
+    action: str,
+    sender: str,
+    sender_type: str,
+    installation: int | None,
+    full_name: str,
+    private: bool,
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "action": action,
         "repository": repository(full_name, private=private),
@@ -107,7 +126,9 @@ def issues_labeled(
     return data
 
 
-def issues_opened(labels: list[str] = ("twill",), sender: str = "maintainer", **issue_fields: Any) -> dict[str, Any]:  # type: ignore[assignment]
+def issues_opened(
+    labels: list[str] = ("twill",), sender: str = "maintainer", **issue_fields: Any
+) -> dict[str, Any]:  # type: ignore[assignment]
     data = _envelope("opened", sender, "User", INSTALLATION, REPO, False)
     data["issue"] = issue(labels=list(labels), **issue_fields)
     return data

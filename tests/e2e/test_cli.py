@@ -11,15 +11,36 @@ from pathlib import Path
 from tests import payloads
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWILL_", "GITHUB_", "BRIDGE_", "DATABASE_URL"))}
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWILL_", "GITHUB_", "BRIDGE_", "DATABASE_URL"))
+    }
     return subprocess.run(
-        [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, env={**clean, **(env or {})}, cwd=cwd, timeout=60
+        [sys.executable, "-m", "bridge", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        timeout=60,
     )
 
 
-def test_invalid_settings_exit_2_with_one_line_each_and_no_traceback(tmp_path: Path) -> None:
-    result = run("migrate", env={"GITHUB_APP_ID": "twelve", "GITHUB_APP_PRIVATE_KEY": "-----BEGIN nonsense", "TWILL_API_URL": "not a url"}, cwd=tmp_path)
+def test_invalid_settings_exit_2_with_one_line_each_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    result = run(
+        "migrate",
+        env={
+            "GITHUB_APP_ID": "twelve",
+            "GITHUB_APP_PRIVATE_KEY": "-----BEGIN nonsense",
+            "TWILL_API_URL": "not a url",
+        },
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3
@@ -27,7 +48,9 @@ def test_invalid_settings_exit_2_with_one_line_each_and_no_traceback(tmp_path: P
     assert "Traceback" not in result.stderr
 
 
-def test_migrate_creates_the_sqlite_file_in_the_working_directory(tmp_path: Path) -> None:
+def test_migrate_creates_the_sqlite_file_in_the_working_directory(
+    tmp_path: Path,
+) -> None:
     result = run("migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "twill-bridge.db").is_file()
@@ -37,8 +60,17 @@ def test_migrate_creates_the_sqlite_file_in_the_working_directory(tmp_path: Path
 
 def test_simulate_prints_the_decision_and_exact_request(tmp_path: Path) -> None:
     path = tmp_path / "payload.json"
-    path.write_text(json.dumps(payloads.comment_created("/twill plan keep the API stable")))
-    result = run("simulate", str(path), "--event", "issue_comment", cwd=tmp_path, env={"BRIDGE_DEFAULT_AGENT": "claude-code/sonnet"})
+    path.write_text(
+        json.dumps(payloads.comment_created("/twill plan keep the API stable"))
+    )
+    result = run(
+        "simulate",
+        str(path),
+        "--event",
+        "issue_comment",
+        cwd=tmp_path,
+        env={"BRIDGE_DEFAULT_AGENT": "claude-code/sonnet"},
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["decision"] == "dispatch"
@@ -51,12 +83,16 @@ def test_simulate_prints_the_decision_and_exact_request(tmp_path: Path) -> None:
 def test_simulate_explains_an_ignored_payload(tmp_path: Path) -> None:
     path = tmp_path / "payload.json"
     path.write_text(json.dumps(payloads.issues_labeled("bug")))
-    out = json.loads(run("simulate", str(path), "--event", "issues", cwd=tmp_path).stdout)
+    out = json.loads(
+        run("simulate", str(path), "--event", "issues", cwd=tmp_path).stdout
+    )
     assert out == {"decision": "ignore", "reason": "label 'bug' is not a trigger label"}
 
 
 def test_simulate_with_an_unreadable_file_is_exit_2(tmp_path: Path) -> None:
-    result = run("simulate", str(tmp_path / "missing.json"), "--event", "issues", cwd=tmp_path)
+    result = run(
+        "simulate", str(tmp_path / "missing.json"), "--event", "issues", cwd=tmp_path
+    )
     assert result.returncode == 2 and "cannot read" in result.stderr
 
 

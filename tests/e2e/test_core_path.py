@@ -9,7 +9,9 @@ from tests.conftest import Harness
 
 
 async def test_labeled_issue_becomes_one_task_and_one_comment(bridge: Harness) -> None:
-    answer = await bridge.deliver("issues", payloads.issues_labeled("twill-plan"), delivery_id="d-1")
+    answer = await bridge.deliver(
+        "issues", payloads.issues_labeled("twill-plan"), delivery_id="d-1"
+    )
 
     assert answer.status_code == 202
     assert answer.json()["outcome"] == "queued"
@@ -28,7 +30,11 @@ async def test_labeled_issue_becomes_one_task_and_one_comment(bridge: Harness) -
     assert "https://twill.ai/tasks/task-1" in comment["body"]
     assert "PLAN" in comment["body"]
     [dispatch] = await bridge.dispatches()
-    assert (dispatch.status, dispatch.twill_task_id, dispatch.twill_job_id) == ("reported", "tsk_1", "job_1")
+    assert (dispatch.status, dispatch.twill_task_id, dispatch.twill_job_id) == (
+        "reported",
+        "tsk_1",
+        "job_1",
+    )
     assert dispatch.comment_id == comment["id"]
     assert bridge.github.problems == []
 
@@ -63,24 +69,34 @@ async def test_opened_with_label_in_either_order_is_one_task(bridge: Harness) ->
     labeled = payloads.issues_labeled("twill")
     await bridge.deliver("issues", labeled)
     await bridge.deliver("issues", opened)
-    await bridge.deliver("issues", payloads.issues_opened(labels=["twill-plan"], number=13))
+    await bridge.deliver(
+        "issues", payloads.issues_opened(labels=["twill-plan"], number=13)
+    )
     await bridge.deliver("issues", payloads.issues_labeled("twill-plan", number=13))
     await bridge.drain()
 
-    assert [(r["userIntent"], r["title"].split(":")[0]) for r in bridge.twill.requests] == [
+    assert [
+        (r["userIntent"], r["title"].split(":")[0]) for r in bridge.twill.requests
+    ] == [
         ("SWE", "octo-org/widgets#12"),
         ("PLAN", "octo-org/widgets#13"),
     ]
 
 
 async def test_relabeling_later_asks_again(bridge: Harness) -> None:
-    await bridge.deliver("issues", payloads.issues_labeled("twill", updated_at="2026-12-01T10:00:00Z"))
-    await bridge.deliver("issues", payloads.issues_labeled("twill", updated_at="2026-12-02T08:30:00Z"))
+    await bridge.deliver(
+        "issues", payloads.issues_labeled("twill", updated_at="2026-12-01T10:00:00Z")
+    )
+    await bridge.deliver(
+        "issues", payloads.issues_labeled("twill", updated_at="2026-12-02T08:30:00Z")
+    )
     await bridge.drain()
     assert len(bridge.twill.requests) == 2
 
 
-async def test_slash_command_comment_dispatches_with_instruction_and_agent(bridge: Harness) -> None:
+async def test_slash_command_comment_dispatches_with_instruction_and_agent(
+    bridge: Harness,
+) -> None:
     body = "Thanks!\r\n\r\n/TWILL ask --agent codex/gpt-5.4 why does this crash?\r\n"
     answer = await bridge.deliver("issue_comment", payloads.comment_created(body))
     assert answer.status_code == 202
@@ -89,21 +105,36 @@ async def test_slash_command_comment_dispatches_with_instruction_and_agent(bridg
     [request] = bridge.twill.requests
     assert request["userIntent"] == "ASK"
     assert request["agent"] == "codex/gpt-5.4"
-    assert request["command"].index("why does this crash?") < request["command"].index("BEGIN ISSUE TEXT")
+    assert request["command"].index("why does this crash?") < request["command"].index(
+        "BEGIN ISSUE TEXT"
+    )
 
 
 async def test_ping_is_answered_and_recorded(bridge: Harness) -> None:
-    answer = await bridge.deliver("ping", {"zen": "Keep it logically awesome.", "hook_id": 1})
+    answer = await bridge.deliver(
+        "ping", {"zen": "Keep it logically awesome.", "hook_id": 1}
+    )
     assert answer.status_code == 200
     [delivery] = await bridge.deliveries()
-    assert (delivery.event, delivery.outcome, delivery.reason) == ("ping", "ignored", "ping")
+    assert (delivery.event, delivery.outcome, delivery.reason) == (
+        "ping",
+        "ignored",
+        "ping",
+    )
 
 
-async def test_form_encoded_delivery_is_verified_over_raw_bytes(bridge: Harness) -> None:
+async def test_form_encoded_delivery_is_verified_over_raw_bytes(
+    bridge: Harness,
+) -> None:
     from urllib.parse import urlencode
 
     raw = urlencode({"payload": json.dumps(payloads.issues_labeled("twill"))}).encode()
-    answer = await bridge.deliver("issues", None, body=raw, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = await bridge.deliver(
+        "issues",
+        None,
+        body=raw,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert answer.status_code == 202
     assert len(await bridge.dispatches()) == 1
 

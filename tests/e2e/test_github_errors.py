@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from tests import payloads
@@ -15,8 +16,18 @@ async def deliver_and_drain(bridge: Harness, **fields) -> None:  # type: ignore[
     await bridge.drain()
 
 
-async def test_rate_limited_comment_is_retried_later_without_a_second_task(bridge: Harness) -> None:
-    bridge.github.fail(GitHubFault("POST", "/comments", 403, {"retry-after": "60"}, "You have exceeded a secondary rate limit"))
+async def test_rate_limited_comment_is_retried_later_without_a_second_task(
+    bridge: Harness,
+) -> None:
+    bridge.github.fail(
+        GitHubFault(
+            "POST",
+            "/comments",
+            403,
+            {"retry-after": "60"},
+            "You have exceeded a secondary rate limit",
+        )
+    )
     await deliver_and_drain(bridge)
     [dispatch] = await bridge.dispatches()
     assert dispatch.status == "created" and dispatch.report_pending
@@ -31,7 +42,15 @@ async def test_rate_limited_comment_is_retried_later_without_a_second_task(bridg
 
 async def test_primary_rate_limit_waits_for_the_reset_time(bridge: Harness) -> None:
     reset = int(time.time()) + 600
-    bridge.github.fail(GitHubFault("POST", "/comments", 403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}, "API rate limit exceeded"))
+    bridge.github.fail(
+        GitHubFault(
+            "POST",
+            "/comments",
+            403,
+            {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
+            "API rate limit exceeded",
+        )
+    )
     await deliver_and_drain(bridge)
     [dispatch] = await bridge.dispatches()
     assert abs(dispatch.report_next_at.timestamp() - reset) < 2
@@ -45,7 +64,9 @@ async def test_429_from_github_is_retried(bridge: Harness) -> None:
     assert len(bridge.github.issue_comments(payloads.REPO, 12)) == 1
 
 
-async def test_comment_whose_answer_was_lost_is_found_not_posted_twice(bridge: Harness) -> None:
+async def test_comment_whose_answer_was_lost_is_found_not_posted_twice(
+    bridge: Harness,
+) -> None:
     bridge.github.fail(GitHubFault("POST", "/comments", 502, apply_anyway=True))
     await deliver_and_drain(bridge)
     await bridge.make_due()
@@ -70,16 +91,27 @@ async def test_installation_token_is_cached(bridge: Harness) -> None:
 
 
 async def test_delivery_without_installation_looks_it_up(bridge: Harness) -> None:
-    answer = await bridge.deliver("issues", payloads.issues_labeled("twill", installation=None))
+    answer = await bridge.deliver(
+        "issues", payloads.issues_labeled("twill", installation=None)
+    )
     assert answer.status_code == 202
     await bridge.drain()
     assert ("GET", "/repos/octo-org/widgets/installation") in bridge.github.calls
     [dispatch] = await bridge.dispatches()
-    assert dispatch.installation_id == payloads.INSTALLATION and dispatch.status == "reported"
+    assert (
+        dispatch.installation_id == payloads.INSTALLATION
+        and dispatch.status == "reported"
+    )
 
 
-async def test_permanent_github_refusal_gives_up_and_keeps_the_task(bridge: Harness) -> None:
-    bridge.github.fail(GitHubFault("POST", "/comments", 403, message="Resource not accessible by integration"))
+async def test_permanent_github_refusal_gives_up_and_keeps_the_task(
+    bridge: Harness,
+) -> None:
+    bridge.github.fail(
+        GitHubFault(
+            "POST", "/comments", 403, message="Resource not accessible by integration"
+        )
+    )
     await deliver_and_drain(bridge)
     [dispatch] = await bridge.dispatches()
     assert dispatch.status == "created" and not dispatch.report_pending
@@ -94,4 +126,4 @@ async def test_writes_to_one_installation_are_a_second_apart(make_harness) -> No
     await harness.drain()
     times = harness.github.write_times
     assert len(times) == 3
-    assert all(b - a >= 0.29 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(times))

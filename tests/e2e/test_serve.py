@@ -25,13 +25,22 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def live(tmp_path: Path, app_keys: tuple[str, str], database_url: str) -> Iterator[dict]:  # type: ignore[type-arg]
+def live(
+    tmp_path: Path, app_keys: tuple[str, str], database_url: str
+) -> Iterator[dict]:  # type: ignore[type-arg]
     """Fake Twill and GitHub on loopback ports, and the environment to reach them."""
     twill = FakeTwill(api_key=TWILL_KEY)
-    github = FakeGitHub(app_id=APP_ID, public_key=app_keys[1], installations={payloads.REPO: payloads.INSTALLATION})
+    github = FakeGitHub(
+        app_id=APP_ID,
+        public_key=app_keys[1],
+        installations={payloads.REPO: payloads.INSTALLATION},
+    )
     key_file = tmp_path / "app.pem"
     key_file.write_text(app_keys[0])
-    with serve_in_thread(twill.app()) as twill_url, serve_in_thread(github.app()) as github_url:
+    with (
+        serve_in_thread(twill.app()) as twill_url,
+        serve_in_thread(github.app()) as github_url,
+    ):
         env = {
             "TWILL_API_KEY": TWILL_KEY,
             "TWILL_API_URL": f"{twill_url}/api/v1",
@@ -46,7 +55,9 @@ def live(tmp_path: Path, app_keys: tuple[str, str], database_url: str) -> Iterat
         yield {"twill": twill, "github": github, "env": env, "cwd": tmp_path}
 
 
-def post(bridge: BridgeProcess, event: str, payload: dict, delivery: str | None = None) -> httpx.Response:  # type: ignore[type-arg]
+def post(
+    bridge: BridgeProcess, event: str, payload: dict, delivery: str | None = None
+) -> httpx.Response:  # type: ignore[type-arg]
     body = json.dumps(payload).encode()
     headers = {
         "Content-Type": "application/json",
@@ -54,7 +65,9 @@ def post(bridge: BridgeProcess, event: str, payload: dict, delivery: str | None 
         "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
         "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
     }
-    return httpx.post(f"{bridge.url}/api/github/webhooks", content=body, headers=headers, timeout=10)
+    return httpx.post(
+        f"{bridge.url}/api/github/webhooks", content=body, headers=headers, timeout=10
+    )
 
 
 def rows(url: str) -> list[Dispatch]:
@@ -68,7 +81,9 @@ def rows(url: str) -> list[Dispatch]:
     return asyncio.run(read())
 
 
-def test_labeled_plan_issue_end_to_end_through_a_served_process(live: dict, database_url: str) -> None:  # type: ignore[type-arg]
+def test_labeled_plan_issue_end_to_end_through_a_served_process(
+    live: dict, database_url: str
+) -> None:  # type: ignore[type-arg]
     bridge = BridgeProcess(live["env"], live["cwd"]).start()
     try:
         answer = post(bridge, "issues", payloads.issues_labeled("twill-plan"))
@@ -86,20 +101,44 @@ def test_labeled_plan_issue_end_to_end_through_a_served_process(live: dict, data
     finally:
         bridge.stop_quietly()
     logs = bridge.output()
-    assert WEBHOOK_SECRET not in logs and TWILL_KEY not in logs and "PRIVATE KEY" not in logs
+    assert (
+        WEBHOOK_SECRET not in logs
+        and TWILL_KEY not in logs
+        and "PRIVATE KEY" not in logs
+    )
     assert '"msg": "task created"' in logs
 
 
-def test_missing_credentials_start_in_dry_run_and_say_what_is_missing(tmp_path: Path, database_url: str) -> None:
-    env = {"DATABASE_URL": database_url, "BRIDGE_DATA_DIR": str(tmp_path), "TWILL_API_KEY": "", "GITHUB_APP_ID": "", "GITHUB_WEBHOOK_SECRET": "", "GITHUB_APP_PRIVATE_KEY": "", "GITHUB_APP_PRIVATE_KEY_PATH": ""}
+def test_missing_credentials_start_in_dry_run_and_say_what_is_missing(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = {
+        "DATABASE_URL": database_url,
+        "BRIDGE_DATA_DIR": str(tmp_path),
+        "TWILL_API_KEY": "",
+        "GITHUB_APP_ID": "",
+        "GITHUB_WEBHOOK_SECRET": "",
+        "GITHUB_APP_PRIVATE_KEY": "",
+        "GITHUB_APP_PRIVATE_KEY_PATH": "",
+    }
     bridge = BridgeProcess(env, tmp_path).start()
     try:
         secret = (tmp_path / "webhook-secret").read_text().strip()
         body = json.dumps(payloads.issues_labeled("twill")).encode()
-        headers = {"X-GitHub-Event": "issues", "X-GitHub-Delivery": "dry-1", "X-Hub-Signature-256": sign(secret, body)}
-        answer = httpx.post(f"{bridge.url}/api/github/webhooks", content=body, headers=headers)
+        headers = {
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": "dry-1",
+            "X-Hub-Signature-256": sign(secret, body),
+        }
+        answer = httpx.post(
+            f"{bridge.url}/api/github/webhooks", content=body, headers=headers
+        )
         assert answer.json()["outcome"] == "not_sent"
-        unsigned = httpx.post(f"{bridge.url}/api/github/webhooks", content=body, headers={"X-GitHub-Event": "issues", "X-GitHub-Delivery": "dry-2"})
+        unsigned = httpx.post(
+            f"{bridge.url}/api/github/webhooks",
+            content=body,
+            headers={"X-GitHub-Event": "issues", "X-GitHub-Delivery": "dry-2"},
+        )
         assert unsigned.status_code == 401
         assert bridge.terminate() == 0
     finally:

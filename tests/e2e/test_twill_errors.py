@@ -23,8 +23,15 @@ def comment_body(bridge: Harness) -> str:
     return str(comment["body"])
 
 
-async def test_400_is_permanent_and_explained_with_field_messages(bridge: Harness) -> None:
-    bridge.twill.fail(Fault(status=400, body=b'{"error":{"code":"validation_error","message":"Invalid request body","details":{"issues":[{"field":"agent","message":"unknown agent"}]}}}'))
+async def test_400_is_permanent_and_explained_with_field_messages(
+    bridge: Harness,
+) -> None:
+    bridge.twill.fail(
+        Fault(
+            status=400,
+            body=b'{"error":{"code":"validation_error","message":"Invalid request body","details":{"issues":[{"field":"agent","message":"unknown agent"}]}}}',
+        )
+    )
     await labeled(bridge)
     await bridge.drain()
     [dispatch] = await bridge.dispatches()
@@ -34,7 +41,9 @@ async def test_400_is_permanent_and_explained_with_field_messages(bridge: Harnes
     assert "agent: unknown agent" in comment_body(bridge)
 
 
-async def test_refused_key_says_an_admin_must_fix_it_and_never_shows_the_key(make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_refused_key_says_an_admin_must_fix_it_and_never_shows_the_key(
+    make_harness,
+) -> None:  # type: ignore[no-untyped-def]
     harness = await make_harness()
     harness.twill.api_key = "a-different-key"
     await labeled(harness)
@@ -106,7 +115,9 @@ async def test_retries_run_out_and_the_issue_is_told(make_harness) -> None:  # t
     ],
     ids=["500", "timeout-after-send", "reset-while-reading", "unreadable-201"],
 )
-async def test_unknown_outcome_is_uncertain_and_never_resent(bridge: Harness, break_it) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_outcome_is_uncertain_and_never_resent(
+    bridge: Harness, break_it
+) -> None:  # type: ignore[no-untyped-def]
     break_it(bridge)
     await labeled(bridge)
     for _ in range(3):

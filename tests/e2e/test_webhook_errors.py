@@ -12,7 +12,9 @@ from tests.conftest import WEBHOOK_SECRET, Harness
 
 
 async def test_wrong_signature_is_401_json_and_records_nothing(bridge: Harness) -> None:
-    answer = await bridge.deliver("issues", payloads.issues_labeled(), secret="not-the-secret")
+    answer = await bridge.deliver(
+        "issues", payloads.issues_labeled(), secret="not-the-secret"
+    )
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "bad_signature"
     assert await bridge.deliveries() == []
@@ -24,8 +26,12 @@ async def test_wrong_signature_is_401_json_and_records_nothing(bridge: Harness) 
     [None, "", "bogus=1", "sha256=xyz", ("sha256=" + "é" * 64).encode()],
     ids=["missing", "empty", "bogus", "non-hex", "non-ascii"],
 )
-async def test_malformed_signature_headers_are_401(bridge: Harness, header: str | bytes | None) -> None:
-    answer = await bridge.deliver("issues", payloads.issues_labeled(), headers={"X-Hub-Signature-256": header})  # type: ignore[dict-item]
+async def test_malformed_signature_headers_are_401(
+    bridge: Harness, header: str | bytes | None
+) -> None:
+    answer = await bridge.deliver(
+        "issues", payloads.issues_labeled(), headers={"X-Hub-Signature-256": header}
+    )  # type: ignore[dict-item]
     assert answer.status_code == 401
     assert "error" in answer.json()
 
@@ -36,7 +42,9 @@ async def test_invalid_json_under_a_valid_signature_is_400(bridge: Harness) -> N
     assert answer.json()["error"]["code"] == "bad_json"
 
 
-@pytest.mark.parametrize("body", [b"[]", b"null", b"42", b'"text"'], ids=["list", "null", "number", "string"])
+@pytest.mark.parametrize(
+    "body", [b"[]", b"null", b"42", b'"text"'], ids=["list", "null", "number", "string"]
+)
 async def test_json_that_is_not_an_object_is_400(bridge: Harness, body: bytes) -> None:
     answer = await bridge.deliver("issues", None, body=body)
     assert answer.status_code == 400
@@ -48,7 +56,9 @@ async def test_body_over_25_mib_is_413(bridge: Harness) -> None:
     assert answer.status_code == 413
 
 
-async def test_streamed_body_over_the_limit_without_length_is_413(bridge: Harness) -> None:
+async def test_streamed_body_over_the_limit_without_length_is_413(
+    bridge: Harness,
+) -> None:
     async def chunks():  # type: ignore[no-untyped-def]
         for _ in range(27):
             yield b" " * (1024 * 1024)
@@ -56,38 +66,67 @@ async def test_streamed_body_over_the_limit_without_length_is_413(bridge: Harnes
     answer = await bridge.client.post(
         "/api/github/webhooks",
         content=chunks(),
-        headers={"X-GitHub-Event": "issues", "X-GitHub-Delivery": "big", "X-Hub-Signature-256": sign(WEBHOOK_SECRET, b"")},
+        headers={
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": "big",
+            "X-Hub-Signature-256": sign(WEBHOOK_SECRET, b""),
+        },
     )
     assert answer.status_code == 413
 
 
 async def test_missing_event_or_delivery_header_is_400(bridge: Harness) -> None:
-    answer = await bridge.deliver("issues", payloads.issues_labeled(), headers={"X-GitHub-Delivery": ""})
+    answer = await bridge.deliver(
+        "issues", payloads.issues_labeled(), headers={"X-GitHub-Delivery": ""}
+    )
     assert answer.status_code == 400
 
 
-async def test_unknown_events_and_actions_are_2xx_with_a_reason(bridge: Harness) -> None:
-    star = await bridge.deliver("star", {"action": "created", "repository": payloads.repository(), "sender": payloads.user("x")})
-    closed = await bridge.deliver("issues", {**payloads.issues_labeled(), "action": "closed"})
+async def test_unknown_events_and_actions_are_2xx_with_a_reason(
+    bridge: Harness,
+) -> None:
+    star = await bridge.deliver(
+        "star",
+        {
+            "action": "created",
+            "repository": payloads.repository(),
+            "sender": payloads.user("x"),
+        },
+    )
+    closed = await bridge.deliver(
+        "issues", {**payloads.issues_labeled(), "action": "closed"}
+    )
     assert (star.status_code, closed.status_code) == (200, 200)
     reasons = [d.reason for d in await bridge.deliveries()]
-    assert reasons == ["the bridge does not act on 'star' events", "issues.closed is not a trigger"]
+    assert reasons == [
+        "the bridge does not act on 'star' events",
+        "issues.closed is not a trigger",
+    ]
     assert await bridge.dispatches() == []
 
 
 @pytest.mark.parametrize(
     "payload",
-    [{}, {"action": "labeled"}, {"action": "labeled", "issue": {"number": 1}}, {"action": "labeled", "issue": None, "repository": []}],
+    [
+        {},
+        {"action": "labeled"},
+        {"action": "labeled", "issue": {"number": 1}},
+        {"action": "labeled", "issue": None, "repository": []},
+    ],
     ids=["empty", "no-issue", "no-repository", "wrong-types"],
 )
-async def test_valid_json_of_the_wrong_shape_is_ignored_with_a_reason(bridge: Harness, payload: dict) -> None:  # type: ignore[type-arg]
+async def test_valid_json_of_the_wrong_shape_is_ignored_with_a_reason(
+    bridge: Harness, payload: dict
+) -> None:  # type: ignore[type-arg]
     answer = await bridge.deliver("issues", payload)
     assert answer.status_code == 200
     assert answer.json()["outcome"] == "ignored"
 
 
 @pytest.mark.parametrize("body", [None, "", "   "], ids=["null", "empty", "blank"])
-async def test_issue_with_null_or_empty_body_is_dispatched(bridge: Harness, body: str | None) -> None:
+async def test_issue_with_null_or_empty_body_is_dispatched(
+    bridge: Harness, body: str | None
+) -> None:
     answer = await bridge.deliver("issues", payloads.issues_labeled(body=body))
     assert answer.status_code == 202
     await bridge.drain()
@@ -107,11 +146,18 @@ async def test_healthz(bridge: Harness) -> None:
 
 
 async def test_unicode_everywhere_verifies_and_dispatches(bridge: Harness) -> None:
-    payload = payloads.issues_labeled(title="Crash 💥 on ünïcode — 漢字", body="Ça plante 🚀\n\u0000?")
+    payload = payloads.issues_labeled(
+        title="Crash 💥 on ünïcode — 漢字", body="Ça plante 🚀\n\u0000?"
+    )
     raw_utf8 = json.dumps(payload, ensure_ascii=False).encode()
-    escaped = json.dumps(payloads.issues_labeled(number=13, title="Crash 💥"), ensure_ascii=True).encode()
+    escaped = json.dumps(
+        payloads.issues_labeled(number=13, title="Crash 💥"), ensure_ascii=True
+    ).encode()
     assert (await bridge.deliver("issues", None, body=raw_utf8)).status_code == 202
     assert (await bridge.deliver("issues", None, body=escaped)).status_code == 202
     await bridge.drain()
     titles = [r["title"] for r in bridge.twill.requests]
-    assert titles == ["octo-org/widgets#12: Crash 💥 on ünïcode — 漢字", "octo-org/widgets#13: Crash 💥"]
+    assert titles == [
+        "octo-org/widgets#12: Crash 💥 on ünïcode — 漢字",
+        "octo-org/widgets#13: Crash 💥",
+    ]

@@ -61,7 +61,11 @@ class FakeGitHub:
 
     def issue_comments(self, repository: str, number: int) -> list[dict[str, Any]]:
         """The comments on one issue, oldest first."""
-        return [c for c in self.comments.values() if c["repository"] == repository and c["issue"] == number]
+        return [
+            c
+            for c in self.comments.values()
+            if c["repository"] == repository and c["issue"] == number
+        ]
 
     def revoke_tokens(self) -> None:
         """Make every issued token invalid, as an early rotation would."""
@@ -72,10 +76,26 @@ class FakeGitHub:
         b = base_path
         app = Starlette(
             routes=[
-                Route(f"{b}/app/installations/{{inst:int}}/access_tokens", self._token, methods=["POST"]),
-                Route(f"{b}/repos/{{owner}}/{{repo}}/installation", self._repo_installation, methods=["GET"]),
-                Route(f"{b}/repos/{{owner}}/{{repo}}/issues/{{number:int}}/comments", self._comments, methods=["GET", "POST"]),
-                Route(f"{b}/repos/{{owner}}/{{repo}}/issues/comments/{{cid:int}}", self._comment, methods=["PATCH"]),
+                Route(
+                    f"{b}/app/installations/{{inst:int}}/access_tokens",
+                    self._token,
+                    methods=["POST"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/installation",
+                    self._repo_installation,
+                    methods=["GET"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/issues/{{number:int}}/comments",
+                    self._comments,
+                    methods=["GET", "POST"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/issues/comments/{{cid:int}}",
+                    self._comment,
+                    methods=["PATCH"],
+                ),
             ]
         )
 
@@ -96,7 +116,12 @@ class FakeGitHub:
         if not auth.startswith("Bearer "):
             return False
         try:
-            claims = jwt.decode(auth[7:], self.public_key, algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]})
+            claims = jwt.decode(
+                auth[7:],
+                self.public_key,
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"]},
+            )
         except jwt.PyJWTError as error:
             self.problems.append(f"bad JWT: {error}")
             return False
@@ -136,7 +161,14 @@ class FakeGitHub:
         token = "ghs_" + secrets.token_urlsafe(24 + self.token_requests % 7)
         self.tokens[token] = inst
         expires = datetime.now(UTC) + timedelta(hours=1)
-        return JSONResponse({"token": token, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "permissions": {"issues": "write"}}, status_code=201)
+        return JSONResponse(
+            {
+                "token": token,
+                "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "permissions": {"issues": "write"},
+            },
+            status_code=201,
+        )
 
     async def _repo_installation(self, request: Request) -> Response:
         self._check_headers(request)
@@ -146,7 +178,13 @@ class FakeGitHub:
         name = f"{request.path_params['owner']}/{request.path_params['repo']}"
         if name not in self.installations:
             return _message(404, "Not Found")
-        return JSONResponse({"id": self.installations[name], "app_id": self.app_id, "target_type": "Organization"})
+        return JSONResponse(
+            {
+                "id": self.installations[name],
+                "app_id": self.app_id,
+                "target_type": "Organization",
+            }
+        )
 
     async def _comments(self, request: Request) -> Response:
         self._check_headers(request)
@@ -158,7 +196,9 @@ class FakeGitHub:
         if request.method == "GET":
             page = int(request.query_params.get("page", "1"))
             per_page = int(request.query_params.get("per_page", "30"))
-            found = self.issue_comments(repository, number)[(page - 1) * per_page : page * per_page]
+            found = self.issue_comments(repository, number)[
+                (page - 1) * per_page : page * per_page
+            ]
             return JSONResponse([self._public(c) for c in found])
         fault = self._scripted(request)
         if fault and not fault.apply_anyway:
@@ -167,10 +207,18 @@ class FakeGitHub:
         if not isinstance(body.get("body"), str) or not body["body"]:
             return _message(422, "Validation Failed")
         if len(body["body"]) > 65536:
-            return _message(422, "Validation Failed: body is too long (maximum is 65536 characters)")
+            return _message(
+                422, "Validation Failed: body is too long (maximum is 65536 characters)"
+            )
         self.write_times.append(time.monotonic())
         cid = next(self._ids)
-        self.comments[cid] = {"id": cid, "repository": repository, "issue": number, "body": body["body"], "edits": 0}
+        self.comments[cid] = {
+            "id": cid,
+            "repository": repository,
+            "issue": number,
+            "body": body["body"],
+            "edits": 0,
+        }
         if fault:
             return _message(fault.status, fault.message, fault.headers)
         return JSONResponse(self._public(self.comments[cid]), status_code=201)
@@ -228,7 +276,9 @@ class _ContractCheck:
         path = scope["path"]
         if self.base_path and path.startswith(self.base_path):
             path = path[len(self.base_path) :]
-        query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
+        query = parse_qs(
+            scope.get("query_string", b"").decode(), keep_blank_values=True
+        )
         for problem in check_request(scope["method"], path, query, body):
             self.problems.append(f"{scope['method']} {path}: {problem}")
 
@@ -238,5 +288,11 @@ class _ContractCheck:
         await self.app(scope, replay, send)
 
 
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"message": message, "documentation_url": "https://docs.github.com/rest"}, status_code=status, headers=headers)
+def _message(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    return JSONResponse(
+        {"message": message, "documentation_url": "https://docs.github.com/rest"},
+        status_code=status,
+        headers=headers,
+    )

@@ -22,7 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-CONTRACT = Path(__file__).resolve().parents[2] / "bridge" / "contracts" / "twill-openapi.yaml"
+CONTRACT = (
+    Path(__file__).resolve().parents[2] / "bridge" / "contracts" / "twill-openapi.yaml"
+)
 
 
 def create_task_validator() -> jsonschema.Draft7Validator:
@@ -70,7 +72,9 @@ class FakeTwill:
 
     def app(self, base_path: str = "/api/v1") -> Starlette:
         """The ASGI app serving this fake under `base_path`."""
-        return Starlette(routes=[Route(f"{base_path}/tasks", self._create, methods=["POST"])])
+        return Starlette(
+            routes=[Route(f"{base_path}/tasks", self._create, methods=["POST"])]
+        )
 
     def _limited(self) -> float | None:
         """Seconds until a slot frees, if a limit is reached; records the call if not."""
@@ -92,7 +96,12 @@ class FakeTwill:
         wait = self._limited()
         if wait is not None:
             self.rejected_429 += 1
-            return _error(429, "rate_limited", "Rate limit exceeded. Max 100 requests per minute.", {"Retry-After": str(max(1, int(wait + 0.999)))})
+            return _error(
+                429,
+                "rate_limited",
+                "Rate limit exceeded. Max 100 requests per minute.",
+                {"Retry-After": str(max(1, int(wait + 0.999)))},
+            )
         try:
             body = await request.json()
         except ValueError:
@@ -101,13 +110,25 @@ class FakeTwill:
         problems = [error.message for error in self.validator.iter_errors(body)]
         if problems:
             self.contract_errors.extend(problems)
-            return _error(400, "validation_error", "Invalid request body", None, {"issues": [{"field": "body", "message": p} for p in problems]})
+            return _error(
+                400,
+                "validation_error",
+                "Invalid request body",
+                None,
+                {"issues": [{"field": "body", "message": p} for p in problems]},
+            )
         fault = self.faults.popleft() if self.faults else None
         if fault and fault.delay:
             await asyncio.sleep(fault.delay)
         if fault and fault.status and not fault.create_anyway:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-            return _error(fault.status, "scripted", f"scripted {fault.status}", headers, body=fault.body)
+            return _error(
+                fault.status,
+                "scripted",
+                f"scripted {fault.status}",
+                headers,
+                body=fault.body,
+            )
         task = self._make_task(body)
         if fault and fault.status:
             return _error(fault.status, "internal_error", "Server error")
@@ -131,9 +152,20 @@ class FakeTwill:
         return answer
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, details: Any = None, body: Any = None) -> Response:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: Any = None,
+    body: Any = None,
+) -> Response:
     if body is not None:
-        return Response(body if isinstance(body, (bytes, str)) else str(body), status_code=status, headers=headers)
+        return Response(
+            body if isinstance(body, (bytes, str)) else str(body),
+            status_code=status,
+            headers=headers,
+        )
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details

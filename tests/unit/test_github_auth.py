@@ -13,9 +13,16 @@ def test_claims_follow_githubs_rules() -> None:
     assert claims["exp"] - claims["iat"] <= 600  # GitHub's maximum is 10 minutes
 
 
-def test_jwt_is_rs256_and_verifies_with_the_public_key(app_keys: tuple[str, str]) -> None:
+def test_jwt_is_rs256_and_verifies_with_the_public_key(
+    app_keys: tuple[str, str],
+) -> None:
     token = app_jwt(42, app_keys[0], now=1_700_000_000)
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256"
-    claims = jwt.decode(token, app_keys[1], algorithms=["RS256"], options={"verify_exp": False, "verify_iat": False})
+    claims = jwt.decode(
+        token,
+        app_keys[1],
+        algorithms=["RS256"],
+        options={"verify_exp": False, "verify_iat": False},
+    )
     assert claims["iss"] == "42"

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.settings import DEFAULT_LABELS, Secret, SettingsError, ensure_webhook_secret, load_settings
+from bridge.settings import (
+    DEFAULT_LABELS,
+    Secret,
+    SettingsError,
+    ensure_webhook_secret,
+    load_settings,
+)
 
 
 def load(**env: str):  # type: ignore[no-untyped-def]
@@ -37,15 +43,25 @@ def test_secrets_and_ids_are_stripped_and_masked(app_keys: tuple[str, str]) -> N
     assert [s.reveal() for s in settings.webhook_secrets] == ["sec-alpha", "sec-beta"]
     assert not settings.dry_run
     shown = repr(settings)
-    assert "tw-key-123" not in shown and "PRIVATE KEY" not in shown and "sec-alpha" not in shown
+    assert (
+        "tw-key-123" not in shown
+        and "PRIVATE KEY" not in shown
+        and "sec-alpha" not in shown
+    )
 
 
-def test_private_key_from_a_file_and_with_escaped_newlines(tmp_path: Path, app_keys: tuple[str, str]) -> None:
+def test_private_key_from_a_file_and_with_escaped_newlines(
+    tmp_path: Path, app_keys: tuple[str, str]
+) -> None:
     path = tmp_path / "app.pem"
     path.write_text(app_keys[0])
-    assert load(GITHUB_APP_PRIVATE_KEY_PATH=str(path)).github_private_key == Secret(app_keys[0].strip())
+    assert load(GITHUB_APP_PRIVATE_KEY_PATH=str(path)).github_private_key == Secret(
+        app_keys[0].strip()
+    )
     one_line = app_keys[0].strip().replace("\n", "\\n")
-    assert load(GITHUB_APP_PRIVATE_KEY=one_line).github_private_key == Secret(app_keys[0].strip())
+    assert load(GITHUB_APP_PRIVATE_KEY=one_line).github_private_key == Secret(
+        app_keys[0].strip()
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,9 +77,21 @@ def test_private_key_from_a_file_and_with_escaped_newlines(tmp_path: Path, app_k
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must be"),
         ({"BRIDGE_DRY_RUN": "maybe"}, "BRIDGE_DRY_RUN must be true or false"),
     ],
-    ids=["app-id", "pem", "pem-path", "twill-url", "github-url", "port", "labels", "database", "flag"],
+    ids=[
+        "app-id",
+        "pem",
+        "pem-path",
+        "twill-url",
+        "github-url",
+        "port",
+        "labels",
+        "database",
+        "flag",
+    ],
 )
-def test_each_problem_gets_one_clear_sentence(env: dict[str, str], problem: str) -> None:
+def test_each_problem_gets_one_clear_sentence(
+    env: dict[str, str], problem: str
+) -> None:
     with pytest.raises(SettingsError) as caught:
         load(**env)
     assert len(caught.value.problems) == 1
@@ -82,8 +110,13 @@ def test_labels_override_format() -> None:
 
 
 def test_database_urls_get_async_drivers() -> None:
-    assert load(DATABASE_URL="postgres://u@h/db").database_url == "postgresql+asyncpg://u@h/db"
-    assert load(DATABASE_URL="sqlite:///x.db").database_url == "sqlite+aiosqlite:///x.db"
+    assert (
+        load(DATABASE_URL="postgres://u@h/db").database_url
+        == "postgresql+asyncpg://u@h/db"
+    )
+    assert (
+        load(DATABASE_URL="sqlite:///x.db").database_url == "sqlite+aiosqlite:///x.db"
+    )
 
 
 def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
@@ -94,7 +127,9 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
     assert settings.port == 9100
 
 
-def test_missing_webhook_secret_is_generated_once_and_kept_private(tmp_path: Path) -> None:
+def test_missing_webhook_secret_is_generated_once_and_kept_private(
+    tmp_path: Path,
+) -> None:
     settings = load(BRIDGE_DATA_DIR=str(tmp_path))
     first, path = ensure_webhook_secret(settings)
     again, _ = ensure_webhook_secret(settings)

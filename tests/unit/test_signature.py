@@ -39,7 +39,18 @@ def test_uppercase_hex_is_accepted() -> None:
         ("sha256=" + "0" * 64, "does not match"),
         ("sha1=" + "0" * 40, "malformed"),
     ],
-    ids=["missing", "empty", "bogus-prefix", "no-digest", "non-hex", "short", "non-ascii", "duplicated", "wrong", "sha1-in-sha256-header"],
+    ids=[
+        "missing",
+        "empty",
+        "bogus-prefix",
+        "no-digest",
+        "non-hex",
+        "short",
+        "non-ascii",
+        "duplicated",
+        "wrong",
+        "sha1-in-sha256-header",
+    ],
 )
 def test_bad_headers_are_refused(header: str | None, reason: str) -> None:
     with pytest.raises(SignatureError, match=reason):
