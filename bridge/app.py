@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -22,7 +23,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge import log
-from bridge.db import create_engine, sessionmaker
+from bridge.budget import RateBudget
+from bridge.db import create_engine, sessionmaker, sqlite_worker_lock
 from bridge.github import GitHubClient
 from bridge.settings import Settings
 from bridge.triggers import Rules
@@ -63,23 +65,15 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         state.counters = Counter()
         state.worker = None
         twill, github = _clients(settings, peers)
-        task = None
-        if settings.worker_enabled and not settings.dry_run:
-            state.worker = Worker(
-                settings, state.sessions, worker_name(), twill, github
-            )
-            task = asyncio.create_task(state.worker.run(), name="dispatch-worker")
+        pool = _worker_pool(settings, state.sessions, twill, github)
+        state.worker = pool
+        if pool is not None:
+            pool.start()
         try:
             yield
         finally:
-            if task is not None and state.worker is not None:
-                state.worker.stop()
-                try:
-                    await asyncio.wait_for(task, settings.shutdown_grace_seconds)
-                except TimeoutError:
-                    log.warning(
-                        "worker did not stop in time; in-flight work is left to its lease"
-                    )
+            if pool is not None:
+                await pool.stop(settings.shutdown_grace_seconds)
             for client in (twill, github):
                 if client is not None:
                     await client.aclose()
@@ -93,6 +87,69 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         exception_handlers={404: _not_found, 405: _not_allowed},
         lifespan=lifespan,
     )
+
+
+class WorkerPool:
+    """The worker loops of this process, started and stopped together."""
+
+    def __init__(self, workers: list[Worker], lock: Any = None) -> None:
+        self.workers = workers
+        self.lock = lock  # held for the pool's life (SQLite: one worker per file)
+        self.tasks: list[asyncio.Task[None]] = []
+        self._turn = 0
+
+    def start(self) -> None:
+        """Start every loop."""
+        self.tasks = [asyncio.create_task(w.run(), name=w.owner) for w in self.workers]
+
+    def wake(self) -> None:
+        """New work was queued: one loop looks at once (in turn, not all at once)."""
+        self._turn = (self._turn + 1) % len(self.workers)
+        self.workers[self._turn].wake()
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; wait up to `grace` seconds for in-flight calls to finish."""
+        for worker in self.workers:
+            worker.stop()
+        _, pending = await asyncio.wait(self.tasks, timeout=grace or None)
+        if pending:
+            log.warning(
+                "workers did not stop in time; their in-flight work is left to its lease",
+                workers=len(pending),
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending)
+        if self.lock is not None:
+            self.lock.close()
+
+
+def _worker_pool(
+    settings: Settings,
+    sessions: Any,
+    twill: TwillClient | None,
+    github: GitHubClient | None,
+) -> WorkerPool | None:
+    if not settings.worker_enabled or settings.dry_run:
+        return None
+    lock = None
+    if settings.database_url.startswith("sqlite"):
+        lock = sqlite_worker_lock(settings.database_url)
+        if lock is None:
+            log.warning(
+                "another process runs the worker for this SQLite file; "
+                "this one only receives deliveries"
+            )
+            return None
+    budget = RateBudget(
+        sessions, settings.twill_rate_per_minute, settings.twill_rate_per_hour
+    )
+    name = worker_name()
+    workers = [
+        Worker(settings, sessions, f"{name}:{n}", twill, github, budget)
+        for n in range(settings.worker_concurrency)
+    ]
+    return WorkerPool(workers, lock)
 
 
 def _clients(

@@ -45,6 +45,26 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_worker_lock(url: str) -> Any:
+    """An exclusive lock on `<database file>.worker-lock`, or None if another holds it.
+
+    SQLite takes one worker process per database file; the lock is released
+    when the returned file is closed or the process dies.
+    """
+    import fcntl
+
+    path = url.split(":///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    handle = open(f"{path}.worker-lock", "a")  # held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions whose objects stay readable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)

@@ -204,3 +204,30 @@ class Reply(Base):
     )
 
     __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+
+class RateLimit(Base):
+    """A shared pace for calls to one peer, so that all replicas together keep it.
+
+    `next_slot_at` is the earliest moment the next call may go out (spacing the
+    calls evenly); `paused_until` is set by a 429 and stops every worker.
+    """
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_slot_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateEvent(Base):
+    """One reserved call slot, kept for an hour to count against hourly limits."""
+
+    __tablename__ = "rate_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "key", "at"),)

@@ -85,15 +85,16 @@ class Settings:
     command_max_chars: int = 60_000
     force_dry_run: bool = False
     worker_enabled: bool = True
+    worker_concurrency: int = 4
     worker_poll_seconds: float = 1.0
     lease_seconds: float = 120.0
     max_attempts: int = 8
     max_retry_age_seconds: float = 6 * 3600
-    twill_timeout_seconds: float = 30.0
+    twill_timeout_seconds: float = 20.0
     twill_rate_per_minute: int = 100
     twill_rate_per_hour: int = 1000
     github_write_interval_seconds: float = 1.0
-    shutdown_grace_seconds: float = 20.0
+    shutdown_grace_seconds: float = 25.0
     log_level: str = "INFO"
     log_format: str = "auto"
 
@@ -316,11 +317,12 @@ class _Reader:
             ),
             force_dry_run=self.flag("BRIDGE_DRY_RUN", False),
             worker_enabled=self.flag("BRIDGE_WORKER", True),
+            worker_concurrency=self.integer("BRIDGE_WORKER_CONCURRENCY", 4, minimum=1),
             worker_poll_seconds=self.number("BRIDGE_WORKER_POLL_SECONDS", 1.0, 0.01),
             lease_seconds=self.number("BRIDGE_LEASE_SECONDS", 120.0, 1.0),
             max_attempts=self.integer("BRIDGE_MAX_ATTEMPTS", 8, minimum=1),
             max_retry_age_seconds=self.number("BRIDGE_MAX_RETRY_AGE_SECONDS", 21600, 1),
-            twill_timeout_seconds=self.number("BRIDGE_TWILL_TIMEOUT_SECONDS", 30, 0.1),
+            twill_timeout_seconds=self.number("BRIDGE_TWILL_TIMEOUT_SECONDS", 20, 0.1),
             twill_rate_per_minute=self.integer(
                 "BRIDGE_TWILL_RATE_PER_MINUTE", 100, minimum=1
             ),
@@ -330,7 +332,7 @@ class _Reader:
             github_write_interval_seconds=self.number(
                 "BRIDGE_GITHUB_WRITE_INTERVAL_SECONDS", 1.0, 0.0
             ),
-            shutdown_grace_seconds=self.number("BRIDGE_SHUTDOWN_GRACE_SECONDS", 20, 0),
+            shutdown_grace_seconds=self.number("BRIDGE_SHUTDOWN_GRACE_SECONDS", 25, 0),
             log_level=self.choice(
                 "BRIDGE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
             ).upper(),

@@ -46,15 +46,19 @@ def _insert(session: AsyncSession, model: type[Base]) -> Any:
     return module.insert(model)
 
 
-async def _insert_new(
+async def insert_ignoring_conflict(
     session: AsyncSession, model: type[Base], key: str, values: dict[str, Any]
 ) -> int | None:
-    """Insert a row unless one with the same unique `key` exists; the new id or None."""
+    """Insert a row unless one with the same unique `key` exists.
+
+    Returns the new row's primary key, or None when the row existed already.
+    """
+    primary = next(iter(model.__table__.primary_key.columns))  # type: ignore[attr-defined]
     statement = (
         _insert(session, model)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[key])
-        .returning(model.id)  # type: ignore[attr-defined]
+        .returning(primary)
     )
     return (await session.execute(statement)).scalar_one_or_none()
 
@@ -88,7 +92,7 @@ async def record_delivery(
         "received_at": now,
         "repeats": 0,
     }
-    delivery_pk = await _insert_new(session, Delivery, "delivery_id", row)
+    delivery_pk = await insert_ignoring_conflict(session, Delivery, "delivery_id", row)
     if delivery_pk is None:
         await session.execute(
             update(Delivery)
@@ -102,7 +106,7 @@ async def record_delivery(
     if dispatch is not None:
         result = await _queue_dispatch(session, dispatch, reason, now)
     elif reply is not None:
-        await _insert_new(
+        await insert_ignoring_conflict(
             session,
             Reply,
             "key",
@@ -141,7 +145,9 @@ async def _queue_dispatch(
         "next_attempt_at": now,
         **values,
     }
-    dispatch_id = await _insert_new(session, Dispatch, "trigger_key", values)
+    dispatch_id = await insert_ignoring_conflict(
+        session, Dispatch, "trigger_key", values
+    )
     if dispatch_id is None:
         existing = await session.scalar(
             select(Dispatch.id).where(Dispatch.trigger_key == values["trigger_key"])

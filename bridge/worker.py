@@ -28,6 +28,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge import log
+from bridge.budget import RateBudget
 from bridge.github import GitHubClient, GitHubError
 from bridge.models import Dispatch, Reply, utcnow
 from bridge.redact import redact
@@ -62,6 +63,7 @@ class Worker:
         owner: str,
         twill: TwillClient | None = None,
         github: GitHubClient | None = None,
+        budget: RateBudget | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
@@ -69,6 +71,7 @@ class Worker:
         self.owner = owner
         self.twill = twill
         self.github = github
+        self.budget = budget
         self.rand = rand
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -130,9 +133,13 @@ class Worker:
     async def dispatch_one(self) -> bool:
         """Claim one due dispatch and send it; True if one was claimed."""
         assert self.twill is not None
+        if self.budget is not None and await self.budget.paused_for() > 0:
+            return False
         dispatch = await self._claim_dispatch()
         if dispatch is None:
             return False
+        if not await self._wait_for_slot(dispatch):
+            return True
         if not await self._mark_sending(dispatch):
             return True
         fields = {
@@ -140,10 +147,12 @@ class Worker:
             "repository": dispatch.repository,
             "issue": dispatch.issue_number,
         }
-        log.info("sending to twill", attempt=dispatch.attempts + 1, **fields)
+        log.info("sending to twill", attempt=dispatch.attempts, **fields)
         try:
             created = await self.twill.create_task(dispatch.request)
         except TwillError as error:
+            if isinstance(error, TwillRateLimited) and self.budget is not None:
+                await self.budget.pause(_retry_after(error))
             await self._after_error(dispatch, error)
             log.warning(
                 "twill refused or failed",
@@ -157,6 +166,44 @@ class Worker:
                 "task created", task_id=created.task_id, job_id=created.job_id, **fields
             )
         return True
+
+    async def _wait_for_slot(self, dispatch: Dispatch) -> bool:
+        """Wait for a rate-budget slot; False (claim given back) if stopped or paused."""
+        if self.budget is None:
+            return True
+        slot = await self.budget.reserve()
+        if slot.wait > 0:
+            async with self.sessions() as session:
+                await session.execute(
+                    update(Dispatch)
+                    .where(
+                        Dispatch.id == dispatch.id, Dispatch.lease_owner == self.owner
+                    )
+                    .values(lease_expires_at=slot.at + self._lease())
+                )
+                await session.commit()
+            try:
+                await asyncio.wait_for(self._stopping.wait(), slot.wait)
+            except TimeoutError:
+                pass
+        # A 429 seen by another replica while we waited pauses us too.
+        if self._stopping.is_set() or await self.budget.paused_for() > 0:
+            await self._unclaim(dispatch)
+            return False
+        return True
+
+    async def _unclaim(self, dispatch: Dispatch) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(Dispatch)
+                .where(
+                    Dispatch.id == dispatch.id,
+                    Dispatch.lease_owner == self.owner,
+                    Dispatch.status == "queued",
+                )
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+            await session.commit()
 
     async def _claim_dispatch(self) -> Dispatch | None:
         now = utcnow()
@@ -237,8 +284,7 @@ class Worker:
         age = (now - dispatch.created_at).total_seconds()
         too_old = age >= self.settings.max_retry_age_seconds
         if isinstance(error, TwillRateLimited) and not too_old:
-            wait = error.retry_after if error.retry_after is not None else 60.0
-            await self._requeue(dispatch, message, wait)
+            await self._requeue(dispatch, message, _retry_after(error))
         elif (
             isinstance(error, TwillUnavailable)
             and not too_old
@@ -580,6 +626,11 @@ class Worker:
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=self.settings.lease_seconds)
+
+
+def _retry_after(error: TwillError) -> float:
+    # Twill documents Retry-After on every 429; a minute is its window if absent.
+    return error.retry_after if error.retry_after is not None else 60.0
 
 
 def _view(dispatch: Dispatch) -> DispatchView:

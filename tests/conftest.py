@@ -23,9 +23,10 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from bridge.app import Peers, create_app
+from bridge.budget import RateBudget
 from bridge.db import create_engine, migrate, sessionmaker
 from bridge.github import GitHubClient
-from bridge.models import Delivery, Dispatch, DispatchEvent, Reply
+from bridge.models import Delivery, Dispatch, DispatchEvent, RateLimit, Reply
 from bridge.settings import Secret, Settings
 from bridge.signature import sign
 from bridge.twill import TwillClient
@@ -38,7 +39,14 @@ from tests.payloads import INSTALLATION, REPO
 WEBHOOK_SECRET = "It's a Secret to Everybody"
 APP_ID = 123456
 TWILL_KEY = "twill-test-key"
-TABLES = ("dispatch_events", "replies", "dispatches", "deliveries")
+TABLES = (
+    "dispatch_events",
+    "replies",
+    "dispatches",
+    "deliveries",
+    "rate_limits",
+    "rate_events",
+)
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgres"] if PG_URL else [])
@@ -141,6 +149,9 @@ def make_settings(
             worker_enabled=False,
             worker_poll_seconds=0.05,
             github_write_interval_seconds=0.0,
+            # Tests that are about the rate budget set real figures.
+            twill_rate_per_minute=1_000_000,
+            twill_rate_per_hour=1_000_000,
         )
         return replace(settings, **overrides)
 
@@ -184,7 +195,10 @@ class Harness:
             transport=self.github_transport,
             write_interval=s.github_write_interval_seconds,
         )
-        return Worker(s, self.sessions, name, twill, github)
+        budget = RateBudget(
+            self.sessions, s.twill_rate_per_minute, s.twill_rate_per_hour
+        )
+        return Worker(s, self.sessions, name, twill, github, budget)
 
     async def deliver(
         self,
@@ -258,6 +272,9 @@ class Harness:
                 .values(report_next_at=utcnow())
             )
             await session.execute(update(Reply).values(next_attempt_at=utcnow()))
+            await session.execute(
+                update(RateLimit).values(paused_until=None, next_slot_at=utcnow())
+            )
             await session.commit()
 
 
