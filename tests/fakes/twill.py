@@ -59,6 +59,7 @@ class FakeTwill:
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     rejected_429: int = 0
+    accepted_at: list[float] = field(default_factory=list)  # monotonic, per call let through
     contract_errors: list[str] = field(default_factory=list)
     _times: deque[float] = field(default_factory=deque)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -88,6 +89,7 @@ class FakeTwill:
         if self.per_hour is not None and len(self._times) >= self.per_hour:
             return hour - (now - self._times[0])
         self._times.append(now)
+        self.accepted_at.append(now)
         return None
 
     async def _create(self, request: Request) -> Response:
