@@ -7,6 +7,7 @@ installation calls, the REST headers, and the shape of each request body.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
@@ -36,6 +37,7 @@ class GitHubFault:
     headers: dict[str, str] = field(default_factory=dict)
     message: str = "scripted failure"
     apply_anyway: bool = False  # do the write, then answer `status` (a lost answer)
+    delay: float = 0.0  # seconds to hang before answering (and before writing)
 
 
 @dataclass
@@ -139,10 +141,12 @@ class FakeGitHub:
             return None
         return self.tokens.get(auth[6:])
 
-    def _scripted(self, request: Request) -> GitHubFault | None:
+    async def _scripted(self, request: Request) -> GitHubFault | None:
         for fault in list(self.faults):
             if fault.method == request.method and fault.path_part in request.url.path:
                 self.faults.remove(fault)
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
                 return fault
         return None
 
@@ -200,7 +204,7 @@ class FakeGitHub:
                 (page - 1) * per_page : page * per_page
             ]
             return JSONResponse([self._public(c) for c in found])
-        fault = self._scripted(request)
+        fault = await self._scripted(request)
         if fault and not fault.apply_anyway:
             return _message(fault.status, fault.message, fault.headers)
         body = await request.json()
@@ -228,7 +232,7 @@ class FakeGitHub:
         self.calls.append((request.method, request.url.path))
         if self._installation_of(request) is None:
             return _message(401, "Bad credentials")
-        fault = self._scripted(request)
+        fault = await self._scripted(request)
         if fault:
             return _message(fault.status, fault.message, fault.headers)
         comment = self.comments.get(request.path_params["cid"])

@@ -59,7 +59,9 @@ class FakeTwill:
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     rejected_429: int = 0
-    accepted_at: list[float] = field(default_factory=list)  # monotonic, per call let through
+    accepted_at: list[float] = field(
+        default_factory=list
+    )  # monotonic, per call let through
     contract_errors: list[str] = field(default_factory=list)
     _times: deque[float] = field(default_factory=deque)
     _ids: Any = field(default_factory=lambda: itertools.count(1))

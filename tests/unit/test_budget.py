@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,7 +35,9 @@ async def test_slots_are_spaced_evenly_under_the_minute_limit(sessions) -> None:
     clock = Clock()
     budget = RateBudget(sessions, per_minute=100, per_hour=10_000, clock=clock)
     slots = [await budget.reserve() for _ in range(100)]
-    gaps = {round((b.at - a.at).total_seconds(), 4) for a, b in zip(slots, slots[1:])}
+    gaps = {
+        round((b.at - a.at).total_seconds(), 4) for a, b in itertools.pairwise(slots)
+    }
     assert gaps == {round(60 / (100 * SAFETY), 4)}
     # Any 60-second window holds fewer than 100 of them.
     in_first_minute = [s for s in slots if s.at < T0 + timedelta(seconds=60)]
