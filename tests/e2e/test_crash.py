@@ -221,3 +221,21 @@ def test_a_second_process_on_one_sqlite_file_only_receives(
     finally:
         assert second.terminate() == 0
         assert first.terminate() == 0
+
+
+def test_a_real_timeout_after_sending_is_uncertain_and_not_resent(
+    live: dict, database_url: str
+) -> None:  # type: ignore[type-arg]
+    twill: FakeTwill = live["twill"]
+    twill.fail(Fault(delay=3))
+    bridge = BridgeProcess(
+        {**live["env"], **FAST, "BRIDGE_TWILL_TIMEOUT_SECONDS": "0.5"}, live["cwd"]
+    ).start()
+    try:
+        post(bridge, "issues", payloads.issues_labeled("twill"))
+        wait_until(lambda: dispatches(database_url)[0].status == "uncertain")
+        time.sleep(1.0)
+    finally:
+        assert bridge.terminate() == 0
+    assert len(twill.requests) == 1
+    assert "ReadTimeout" in (dispatches(database_url)[0].last_error or "")

@@ -24,13 +24,22 @@ def postgres_only(database_url: str) -> None:
 
 
 @pytest.mark.usefixtures("postgres_only")
-def test_three_replicas_send_300_queued_triggers_each_exactly_once(live: dict, database_url: str) -> None:  # type: ignore[type-arg]
+def test_three_replicas_send_300_queued_triggers_each_exactly_once(
+    live: dict, database_url: str
+) -> None:  # type: ignore[type-arg]
     twill: FakeTwill = live["twill"]
     github: FakeGitHub = live["github"]
-    receiver = BridgeProcess({**live["env"], **FAST, "BRIDGE_WORKER": "false"}, live["cwd"]).start()
+    receiver = BridgeProcess(
+        {**live["env"], **FAST, "BRIDGE_WORKER": "false"}, live["cwd"]
+    ).start()
     try:
         for number in range(1, 301):
-            assert post(receiver, "issues", payloads.issues_labeled("twill", number=number)).status_code == 202
+            assert (
+                post(
+                    receiver, "issues", payloads.issues_labeled("twill", number=number)
+                ).status_code
+                == 202
+            )
     finally:
         assert receiver.terminate() == 0
     assert {d.status for d in dispatches(database_url)} == {"queued"}
@@ -39,7 +48,13 @@ def test_three_replicas_send_300_queued_triggers_each_exactly_once(live: dict, d
     try:
         for replica in replicas:
             replica.start()
-        wait_until(lambda: len(twill.tasks) >= 300 and {d.status for d in dispatches(database_url)} == {"reported"}, timeout=120)
+        wait_until(
+            lambda: (
+                len(twill.tasks) >= 300
+                and {d.status for d in dispatches(database_url)} == {"reported"}
+            ),
+            timeout=120,
+        )
     finally:
         for replica in replicas:
             assert replica.terminate() == 0
@@ -50,14 +65,23 @@ def test_three_replicas_send_300_queued_triggers_each_exactly_once(live: dict, d
 
 
 @pytest.mark.usefixtures("postgres_only")
-def test_one_delivery_sent_100_times_across_replicas_is_one_task(live: dict, database_url: str) -> None:  # type: ignore[type-arg]
+def test_one_delivery_sent_100_times_across_replicas_is_one_task(
+    live: dict, database_url: str
+) -> None:  # type: ignore[type-arg]
     twill: FakeTwill = live["twill"]
-    replicas = [BridgeProcess({**live["env"], **FAST}, live["cwd"]).start() for _ in range(3)]
+    replicas = [
+        BridgeProcess({**live["env"], **FAST}, live["cwd"]).start() for _ in range(3)
+    ]
     payload = payloads.issues_labeled("twill")
     delivery = str(uuid.uuid4())
     try:
         with ThreadPoolExecutor(max_workers=20) as pool:
-            answers = list(pool.map(lambda n: post(replicas[n % 3], "issues", payload, delivery), range(100)))
+            answers = list(
+                pool.map(
+                    lambda n: post(replicas[n % 3], "issues", payload, delivery),
+                    range(100),
+                )
+            )
         assert sorted(a.status_code for a in answers) == [200] * 99 + [202]
         wait_until(lambda: dispatches(database_url)[0].status == "reported")
     finally:

@@ -146,3 +146,24 @@ async def test_a_person_can_retry_an_uncertain_dispatch(bridge: Harness) -> None
     assert "retry requested by alice" in reasons
     with pytest.raises(RetryRefused, match="only failed, uncertain, not_sent"):
         await requeue(bridge.sessions, dispatch.id, "alice")
+
+
+async def test_retries_are_bounded_by_age_too(make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness(max_retry_age_seconds=1)
+    harness.twill.fail(Fault(status=503), Fault(status=503))
+    await labeled(harness)
+    await harness.drain()
+    from sqlalchemy import update
+
+    from bridge.models import Dispatch
+
+    async with harness.sessions() as session:  # the dispatch is now two seconds old
+        await session.execute(
+            update(Dispatch).values(created_at=utcnow() - timedelta(seconds=2))
+        )
+        await session.commit()
+    await harness.make_due()
+    await harness.drain()
+    [dispatch] = await harness.dispatches()
+    assert (dispatch.status, dispatch.attempts) == ("failed", 2)
+    assert "gave up after 2 attempts" in (dispatch.last_error or "")

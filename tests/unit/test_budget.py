@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.budget import SAFETY, RateBudget
+from bridge.budget import HOURLY_SPARE, SAFETY, RateBudget
 from bridge.db import create_engine, sessionmaker
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -56,7 +56,7 @@ async def test_two_replicas_share_one_pace(sessions) -> None:  # type: ignore[no
 async def test_the_hourly_limit_pushes_slots_out(sessions) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     budget = RateBudget(sessions, per_minute=6000, per_hour=100, clock=clock)
-    allowed = int(100 * SAFETY)
+    allowed = 100 - HOURLY_SPARE
     slots = [await budget.reserve() for _ in range(allowed + 1)]
     assert slots[allowed - 1].at < T0 + timedelta(seconds=60)
     # The next one waits until the first leaves the hour.
