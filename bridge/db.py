@@ -19,6 +19,12 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine with the per-database settings the bridge relies on."""
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
+        # One connection: SQLite has one writer at a time anyway, and waiting in
+        # the pool's queue is fair and prompt, where waiting on SQLite's busy
+        # handler sleeps in growing steps and gives long tail latencies.
+        options.setdefault("pool_size", 1)
+        options.setdefault("max_overflow", 0)
+        options.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
