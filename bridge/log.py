@@ -85,4 +85,5 @@ def configure(level: str = "INFO", style: str = "auto") -> None:
         logging.getLogger(name).propagate = True
     # One access line per webhook request adds nothing the bridge's own lines lack.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for chatty in ("httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
