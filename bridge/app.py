@@ -26,6 +26,7 @@ from bridge import log
 from bridge.budget import RateBudget
 from bridge.db import create_engine, sessionmaker, sqlite_worker_lock
 from bridge.github import GitHubClient
+from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.settings import Settings
 from bridge.triggers import Rules
 from bridge.twill import TwillClient
@@ -65,7 +66,11 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         state.counters = Counter()
         state.worker = None
         twill, github = _clients(settings, peers)
-        pool = _worker_pool(settings, state.sessions, twill, github)
+        state.configs = ConfigCache(github) if github else None
+        permissions = PermissionCache(github) if github else None
+        pool = _worker_pool(
+            settings, state.sessions, twill, github, state.configs, permissions
+        )
         state.worker = pool
         if pool is not None:
             pool.start()
@@ -129,6 +134,8 @@ def _worker_pool(
     sessions: Any,
     twill: TwillClient | None,
     github: GitHubClient | None,
+    configs: ConfigCache | None,
+    permissions: PermissionCache | None,
 ) -> WorkerPool | None:
     if not settings.worker_enabled or settings.dry_run:
         return None
@@ -146,7 +153,16 @@ def _worker_pool(
     )
     name = worker_name()
     workers = [
-        Worker(settings, sessions, f"{name}:{n}", twill, github, budget)
+        Worker(
+            settings,
+            sessions,
+            f"{name}:{n}",
+            twill,
+            github,
+            budget,
+            configs=configs,
+            permissions=permissions,
+        )
         for n in range(settings.worker_concurrency)
     ]
     return WorkerPool(workers, lock)

@@ -152,7 +152,9 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         print("twill-bridge: the payload is not a JSON object", file=sys.stderr)
         return EXIT_USAGE
     rules = Rules(
-        settings.labels, settings.default_agent, allowed_bots=settings.allowed_bots
+        labels=settings.labels,
+        default_agent=settings.default_agent,
+        allowed_bots=settings.allowed_bots,
     )
     decision = decide(args.event, payload, rules)
     dispatch, reply = _work_for(

@@ -7,6 +7,7 @@ The contract is `bridge/contracts/twill-openapi.yaml` (CreateTaskRequest):
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.attachments import Attachment
@@ -22,14 +23,27 @@ def task_title(issue: IssueSnapshot) -> str:
     return _cap(f"{issue.repository}#{issue.number}: {title}", TITLE_MAX_CHARS)
 
 
-def compose_command(issue: IssueSnapshot, trigger: Trigger, max_chars: int) -> str:
+@dataclass(frozen=True)
+class Extras:
+    """What the worker learns before sending: the repository's own instructions
+    (from .github/twill.yml on the default branch) and a pull request's branches."""
+
+    repo_instructions: str = ""
+    pull_url: str | None = None
+    base_branch: str | None = None
+    head_branch: str | None = None
+
+
+def compose_command(
+    issue: IssueSnapshot, trigger: Trigger, max_chars: int, extras: Extras | None = None
+) -> str:
     """The `command` text: the requester's instruction, then the issue as data.
 
     The issue's text can come from anyone, so it is fenced with a marker derived
     from its own hash (which it cannot contain) and the agent is told to read it
     as a description of the work, not as instructions.
     """
-    head = _header(issue, trigger)
+    head = _header(issue, trigger, extras or Extras())
     body = issue.body.strip() or "(the issue has no description)"
     fence = hashlib.sha256(body.encode()).hexdigest()[:12]
     opening = f"----- BEGIN ISSUE TEXT {fence} -----"
@@ -44,13 +58,22 @@ def compose_command(issue: IssueSnapshot, trigger: Trigger, max_chars: int) -> s
     return f"{head}\n{opening}\n{body}\n{closing}\n"
 
 
-def _header(issue: IssueSnapshot, trigger: Trigger) -> str:
+def _header(issue: IssueSnapshot, trigger: Trigger, extras: Extras) -> str:
     kind = "pull request" if issue.is_pull_request else "issue"
     if trigger.kind == "label":
         how = f"by adding the label `{trigger.label}`"
     else:
         how = f"with a `/twill {INTENT_LABELS[trigger.intent]}` comment"
     lines = []
+    if extras.repo_instructions:
+        lines += [
+            "Instructions from the repository's .github/twill.yml:",
+            "",
+            extras.repo_instructions.strip(),
+            "",
+            "---",
+            "",
+        ]
     if trigger.instruction:
         lines += [
             f"Instructions from @{trigger.requester} (who has permission to ask):",
@@ -68,12 +91,19 @@ def _header(issue: IssueSnapshot, trigger: Trigger) -> str:
         "",
         f"Repository: {issue.repository}",
         f"{kind.capitalize()}: #{issue.number}: {' '.join(issue.title.split())}",
-        f"URL: {issue.url}",
+        f"URL: {extras.pull_url or issue.url}",
+        *_branches(extras),
         f"Author: @{issue.author}",
         f"Labels: {', '.join(issue.labels) if issue.labels else '(none)'}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _branches(extras: Extras) -> list[str]:
+    if not extras.base_branch:
+        return []
+    return [f"Base branch: {extras.base_branch}", f"Head branch: {extras.head_branch}"]
 
 
 def file_parts(attachments: list[Attachment]) -> list[dict[str, str]]:
@@ -89,10 +119,11 @@ def create_task_request(
     trigger: Trigger,
     attachments: list[Attachment],
     max_chars: int,
+    extras: Extras | None = None,
 ) -> dict[str, Any]:
     """The exact JSON body of `POST /tasks` for this trigger."""
     request: dict[str, Any] = {
-        "command": compose_command(issue, trigger, max_chars),
+        "command": compose_command(issue, trigger, max_chars, extras),
         "title": task_title(issue),
         "userIntent": trigger.intent,
     }

@@ -9,11 +9,13 @@ and x-ratelimit-reset).
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import jwt
@@ -199,6 +201,63 @@ class GitHubClient:
                 return None
             page += 1
         return None
+
+    async def permission(
+        self, installation_id: int, repository: str, username: str
+    ) -> tuple[str, str]:
+        """(role_name, permission) of `username` on the repository; ("none", "none")
+        when GitHub does not know them as a collaborator."""
+        try:
+            response = await self._as_installation(
+                installation_id,
+                "GET",
+                f"repos/{repository}/collaborators/{quote(username, safe='')}/permission",
+            )
+        except GitHubNotFound:
+            return "none", "none"
+        body = response.json()
+        return str(body.get("role_name") or ""), str(body.get("permission") or "none")
+
+    async def file_text(
+        self, installation_id: int, repository: str, path: str
+    ) -> tuple[str, str] | None:
+        """(sha, text) of a file on the default branch, or None if there is none."""
+        try:
+            response = await self._as_installation(
+                installation_id, "GET", f"repos/{repository}/contents/{path}"
+            )
+        except GitHubNotFound:
+            return None
+        body = response.json()
+        if not isinstance(body, dict) or body.get("type") != "file":
+            return None
+        raw = base64.b64decode(body.get("content") or "")
+        return str(body.get("sha") or ""), raw.decode("utf-8", errors="replace")
+
+    async def pull_request(
+        self, installation_id: int, repository: str, number: int
+    ) -> dict[str, Any]:
+        """The pull request `number`."""
+        response = await self._as_installation(
+            installation_id, "GET", f"repos/{repository}/pulls/{number}"
+        )
+        return dict(response.json())
+
+    async def react(
+        self,
+        installation_id: int,
+        repository: str,
+        content: str,
+        issue_number: int,
+        comment_id: int | None = None,
+    ) -> None:
+        """Add a reaction to a comment, or to the issue itself when no comment."""
+        target = (
+            f"repos/{repository}/issues/comments/{comment_id}/reactions"
+            if comment_id is not None
+            else f"repos/{repository}/issues/{issue_number}/reactions"
+        )
+        await self._write(installation_id, "POST", target, {"content": content})
 
     # Plumbing.
 

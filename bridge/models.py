@@ -123,7 +123,18 @@ class Dispatch(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    # The issue and trigger as they were at trigger time (IssueSnapshot and
+    # Trigger fields), so the worker composes from them, not from a later edit.
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Checked by the worker: permission, .github/twill.yml, pull request details.
+    prepared: Mapped[bool] = mapped_column(Boolean, default=False)
+    requester_permission: Mapped[str | None] = mapped_column(String(50))
+    config_source: Mapped[str | None] = mapped_column(String(200))
+    config_problem: Mapped[str | None] = mapped_column(Text)
+    reactions: Mapped[str] = mapped_column(String(100), default="")
+
     # queued | sending | created | reported | failed | uncertain | not_sent
+    # | denied (the requester may not trigger) | skipped (the repository says no)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -40,6 +40,7 @@ class DispatchView:
     job_status: str | None
     last_error: str | None
     dry_run: bool = False
+    config_problem: str | None = None
 
 
 _HEADLINES = {
@@ -73,6 +74,8 @@ def tracking_comment(view: DispatchView) -> str:
         lines.append(f"- Task: {view.task_url}")
     if view.job_status:
         lines.append(f"- Job status: `{view.job_status}`")
+    if view.status == "queued" and view.last_error:
+        lines += ["", f"Waiting to retry: {_one_paragraph(view.last_error)}"]
     if view.status == "failed" and view.last_error:
         lines += ["", f"Reason: {_one_paragraph(view.last_error)}"]
     if view.status == "uncertain":
@@ -84,6 +87,11 @@ def tracking_comment(view: DispatchView) -> str:
         ]
         if view.last_error:
             lines.append(f"Details: {_one_paragraph(view.last_error)}")
+    if view.config_problem:
+        lines += [
+            "",
+            f"⚠️ {_one_paragraph(view.config_problem)}; the bridge's defaults apply.",
+        ]
     lines += ["", f"<sub>twill-github-bridge · dispatch {view.id}</sub>"]
     return fit("\n".join(lines))
 

@@ -81,6 +81,7 @@ class Settings:
     labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LABELS))
     default_agent: str | None = None
     allowed_bots: frozenset[str] = frozenset()
+    min_permission: str = "write"
     allow_sha1: bool = False
     command_max_chars: int = 60_000
     force_dry_run: bool = False
@@ -312,6 +313,7 @@ class _Reader:
                 if name.strip()
             ),
             allow_sha1=self.flag("BRIDGE_ALLOW_SHA1", False),
+            min_permission=self.choice("BRIDGE_MIN_PERMISSION", "write", PERMISSIONS),
             command_max_chars=self.integer(
                 "BRIDGE_COMMAND_MAX_CHARS", 60_000, minimum=2_000
             ),

@@ -7,7 +7,7 @@ so every rule is a row in tests/unit/test_triggers.py.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bridge.commands import Command, find_command
@@ -20,11 +20,13 @@ INTENT_LABELS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rules:
     """The part of the settings that decisions depend on."""
 
     labels: Mapping[str, str]
+    # False when a repository's own label table may exist but is not known yet.
+    labels_final: bool = True
     default_agent: str | None = None
     keyword: str = "twill"
     allowed_bots: frozenset[str] = frozenset()
@@ -60,6 +62,7 @@ class Trigger:
     label: str | None = None
     comment_id: int | None = None
     comment_body: str = ""
+    tentative: bool = False  # a label only the repository's config may know
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,18 @@ class Decision:
     reply: str | None = None
     reply_key: str | None = None  # unique per thing replied to, so one reply each
     command: Command | None = field(default=None, compare=False)
+
+
+def to_snapshot(issue: IssueSnapshot, trigger: Trigger) -> dict[str, Any]:
+    """The issue and trigger as JSON, to store on the dispatch."""
+    return {"issue": asdict(issue), "trigger": asdict(trigger)}
+
+
+def from_snapshot(data: Mapping[str, Any]) -> tuple[IssueSnapshot, Trigger]:
+    """The issue and trigger stored by `to_snapshot`."""
+    issue = dict(data["issue"])
+    issue["labels"] = tuple(issue.get("labels") or ())
+    return IssueSnapshot(**issue), Trigger(**data["trigger"])
 
 
 def ignore(reason: str) -> Decision:
@@ -110,8 +125,13 @@ def _issue_labeled(action: str, payload: Mapping[str, Any], rules: Rules) -> Dec
         return ignore("the payload has no label")
     normalised = name.strip().lower()
     intent = rules.labels.get(normalised)
+    tentative = False
     if intent is None:
-        return ignore(f"label {name.strip()!r} is not a trigger label")
+        if rules.labels_final:
+            return ignore(f"label {name.strip()!r} is not a trigger label")
+        # The repository's .github/twill.yml may name it; the worker reads the
+        # file and drops this dispatch if it does not.
+        intent, tentative = "SWE", True
     raw_issue = payload["issue"]
     # The App hook and a repository hook on one URL, or a redelivery, carry the
     # same payload; a person removing and re-adding the label changes the
@@ -125,13 +145,19 @@ def _issue_labeled(action: str, payload: Mapping[str, Any], rules: Rules) -> Dec
         requester=sender,
         agent=rules.default_agent,
         label=normalised,
+        tentative=tentative,
     )
-    return Decision(
-        "dispatch", f"label {normalised!r} asks for {intent}", issue, trigger
+    reason = (
+        f"label {normalised!r} may be a trigger label in .github/twill.yml"
+        if tentative
+        else f"label {normalised!r} asks for {intent}"
     )
+    return Decision("dispatch", reason, issue, trigger)
 
 
 def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> Decision:
+    if action == "edited":
+        return _comment_edited(payload, rules)
     if action != "created":
         return ignore(f"issue_comment.{action or '?'} never triggers")
     issue = _snapshot(payload)
@@ -182,6 +208,34 @@ def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> D
         trigger,
         command=command,
     )
+
+
+def _comment_edited(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    """An edit triggers only when it adds a command the comment did not have.
+
+    So fixing a typo in `/twill plna` works, while editing a comment that was
+    already dispatched never dispatches again: both share the comment's key.
+    """
+    changes = payload.get("changes")
+    before = changes.get("body") if isinstance(changes, Mapping) else None
+    if not isinstance(before, Mapping) or "from" not in before:
+        return ignore("the edit did not change the comment's text")
+    old = before.get("from") if isinstance(before.get("from"), str) else ""
+    old_command = find_command(old, rules.keyword)
+    if old_command is not None and old_command.kind not in ("invalid", "help"):
+        return ignore("the comment already held a command before this edit")
+    decision = _comment_created("created", payload, rules)
+    if decision.outcome == "reply" and decision.reply_key:
+        # One usage reply per comment, however often it is edited.
+        return replace(
+            decision, reply_key=f"{decision.reply_key}:edited:{_edit_stamp(payload)}"
+        )
+    return decision
+
+
+def _edit_stamp(payload: Mapping[str, Any]) -> str:
+    comment = payload.get("comment")
+    return str(comment.get("updated_at") if isinstance(comment, Mapping) else "")
 
 
 def usage_reply(rules: Rules, problem: str | None = None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,7 +22,7 @@ from bridge.attachments import find_attachments
 from bridge.compose import create_task_request
 from bridge.signature import SignatureError, verify
 from bridge.store import DeliveryMeta, record_delivery
-from bridge.triggers import Decision, decide
+from bridge.triggers import Decision, Rules, decide, to_snapshot
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
 
@@ -124,7 +125,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
     decision = (
         Decision("ignore", "ping")
         if event == "ping"
-        else decide(event, payload, state.rules)
+        else decide(event, payload, _rules_for(state, meta.repository))
     )
     dispatch, reply = _work_for(decision, meta, settings)
     async with state.sessions() as session:
@@ -157,6 +158,23 @@ async def receive_webhook(request: Request) -> JSONResponse:
     return JSONResponse(
         answer, status_code=202 if recorded.outcome == "queued" else 200
     )
+
+
+def _rules_for(state: Any, repository: str | None) -> Rules:
+    """The global rules, with the repository's own label table when it is known.
+
+    When it is not known yet (the worker reads .github/twill.yml), an unknown
+    label gives a tentative dispatch that the worker drops if the file does not
+    name it; in dry-run there is no GitHub to ask, and the global table is final.
+    """
+    rules: Rules = state.rules
+    if state.configs is None or repository is None:
+        return rules
+    config = state.configs.cached(repository)
+    if config is None:
+        return replace(rules, labels_final=False)
+    labels = config.labels if config.labels is not None else rules.labels
+    return replace(rules, labels=labels)
 
 
 def _meta(
@@ -223,6 +241,8 @@ def _work_for(
             "request": request,
             "dry_run": settings.dry_run,
             "status": "not_sent" if settings.dry_run else "queued",
+            "snapshot": to_snapshot(issue, trigger),
+            "prepared": False,
         }, None
     if (
         decision.outcome == "reply"

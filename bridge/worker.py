@@ -24,18 +24,20 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge import log
 from bridge.budget import RateBudget
 from bridge.github import GitHubClient, GitHubError
-from bridge.models import Dispatch, Reply, utcnow
+from bridge.models import Delivery, Dispatch, Reply, utcnow
+from bridge.prepare import Prepared, prepare
 from bridge.redact import redact
+from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.report import DispatchView, fit, marker, reply_marker, tracking_comment
 from bridge.retry import backoff_seconds
 from bridge.settings import Settings
-from bridge.store import add_event
+from bridge.store import add_event, insert_ignoring_conflict
 from bridge.twill import (
     CreatedTask,
     TwillClient,
@@ -65,6 +67,8 @@ class Worker:
         github: GitHubClient | None = None,
         budget: RateBudget | None = None,
         rand: Callable[[], float] = random.random,
+        configs: ConfigCache | None = None,
+        permissions: PermissionCache | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -72,6 +76,8 @@ class Worker:
         self.twill = twill
         self.github = github
         self.budget = budget
+        self.configs = configs or (ConfigCache(github) if github else None)
+        self.permissions = permissions or (PermissionCache(github) if github else None)
         self.rand = rand
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -121,12 +127,193 @@ class Worker:
             self._last_recovery = loop_time
             await self.recover()
         did = False
-        if self.twill is not None:
+        if self.twill is not None and self.github is not None:
+            did |= await self.prepare_one()
             did |= await self.dispatch_one()
         if self.github is not None:
             did |= await self.report_one()
             did |= await self.reply_one()
         return did
+
+    # Checking before sending (bridge/prepare.py).
+
+    async def prepare_one(self) -> bool:
+        """Claim one new dispatch and run its checks; True if one was claimed."""
+        assert self.github is not None
+        ready = [
+            Dispatch.status == "queued",
+            Dispatch.prepared.is_(False),
+            Dispatch.next_attempt_at <= utcnow(),
+        ]
+        dispatch = await self._claim(Dispatch, ready, Dispatch.next_attempt_at)
+        if dispatch is None:
+            return False
+        fields = {
+            "dispatch_id": dispatch.id,
+            "repository": dispatch.repository,
+            "issue": dispatch.issue_number,
+        }
+        try:
+            result = await prepare(
+                dispatch, self.settings, self.github, self.configs, self.permissions
+            )
+        except GitHubError as error:
+            await self._prepare_failed(dispatch, error)
+            log.warning(
+                "could not check the trigger",
+                error=type(error).__name__,
+                status=error.status,
+                **fields,
+            )
+            return True
+        await self._apply(dispatch, result)
+        log.info(
+            "trigger checked", outcome=result.outcome, reason=result.reason, **fields
+        )
+        if result.outcome == "ready":
+            await self._react(dispatch, "eyes")
+        return True
+
+    async def _apply(self, dispatch: Dispatch, result: Prepared) -> None:
+        now = utcnow()
+        owned = [Dispatch.id == dispatch.id, Dispatch.lease_owner == self.owner]
+        async with self.sessions() as session:
+            if result.outcome == "drop":
+                # Not a trigger after all: no dispatch, and the delivery says why.
+                await session.execute(delete(Dispatch).where(*owned))
+                await self._set_delivery(
+                    session, dispatch, "ignored", result.reason, dispatch_id=None
+                )
+            elif result.outcome == "ready":
+                await session.execute(
+                    update(Dispatch)
+                    .where(*owned)
+                    .values(
+                        prepared=True,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        report_pending=True,
+                        report_next_at=now,
+                        **result.values,
+                    )
+                )
+                await add_event(session, dispatch.id, "queued", result.reason)
+            else:
+                await session.execute(
+                    update(Dispatch)
+                    .where(*owned)
+                    .values(
+                        status=result.outcome,
+                        last_error=result.reason,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+                await add_event(session, dispatch.id, result.outcome, result.reason)
+                outcome = "denied" if result.outcome == "denied" else "ignored"
+                await self._set_delivery(session, dispatch, outcome, result.reason)
+                if result.reply and result.reply_key:
+                    await insert_ignoring_conflict(
+                        session,
+                        Reply,
+                        "key",
+                        {
+                            "key": result.reply_key,
+                            "delivery_id": dispatch.delivery_id,
+                            "installation_id": dispatch.installation_id,
+                            "repository": dispatch.repository,
+                            "issue_number": dispatch.issue_number,
+                            "body": result.reply,
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        },
+                    )
+            await session.commit()
+
+    async def _set_delivery(
+        self,
+        session: AsyncSession,
+        dispatch: Dispatch,
+        outcome: str,
+        reason: str,
+        **values: Any,
+    ) -> None:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.delivery_id == dispatch.delivery_id)
+            .values(outcome=outcome, reason=reason, **values)
+        )
+
+    async def _prepare_failed(self, dispatch: Dispatch, error: GitHubError) -> None:
+        message = redact(error.message, self._secrets)
+        age = (utcnow() - dispatch.created_at).total_seconds()
+        if error.retryable and age < self.settings.max_retry_age_seconds:
+            # No count of checks is kept; the wait grows with the dispatch's age.
+            step = min(1 + int(age // 60), 8)
+            delay = max(
+                (error.retry_at or 0) - utcnow().timestamp(),
+                backoff_seconds(step, rand=self.rand),
+            )
+            values: dict[str, Any] = {
+                "next_attempt_at": utcnow() + timedelta(seconds=delay),
+                "last_error": message,
+            }
+            status, reason = (
+                "queued",
+                f"could not check the trigger yet ({message}); retrying in {delay:.0f} s",
+            )
+        else:
+            values = {
+                "status": "failed",
+                "last_error": f"could not check the trigger: {message}",
+                "report_pending": True,
+                "report_next_at": utcnow(),
+            }
+            status, reason = "failed", values["last_error"]
+        async with self.sessions() as session:
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch.id, Dispatch.lease_owner == self.owner)
+                .values(lease_owner=None, lease_expires_at=None, **values)
+            )
+            await add_event(session, dispatch.id, status, reason)
+            await session.commit()
+
+    async def _react(self, dispatch: Dispatch, content: str) -> None:
+        """Add a reaction to the triggering comment (or the issue), once; best effort."""
+        assert self.github is not None
+        if content in dispatch.reactions.split(","):
+            return
+        try:
+            await self.github.react(
+                dispatch.installation_id
+                or await self.github.repo_installation(dispatch.repository),
+                dispatch.repository,
+                content,
+                dispatch.issue_number,
+                dispatch.trigger_comment_id,
+            )
+        except GitHubError as error:
+            # A missing reaction is cosmetic; the tracking comment carries the news.
+            log.info(
+                "reaction not added",
+                dispatch_id=dispatch.id,
+                content=content,
+                status=error.status,
+            )
+            return
+        async with self.sessions() as session:
+            done = ",".join(filter(None, [*dispatch.reactions.split(","), content]))
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch.id)
+                .values(reactions=done)
+            )
+            await session.commit()
+        dispatch.reactions = done
 
     # Sending to Twill.
 
@@ -205,33 +392,45 @@ class Worker:
             )
             await session.commit()
 
-    async def _claim_dispatch(self) -> Dispatch | None:
+    async def _claim(
+        self, model: Any, ready: list[Any], order: Any, **values: Any
+    ) -> Any:
+        """Lease the first row of `model` meeting `ready` (and free); it, or None.
+
+        One UPDATE ... WHERE id = (SELECT ... [FOR UPDATE SKIP LOCKED]), so two
+        workers never take the same row and never wait for each other's rows.
+        """
         now = utcnow()
+        free = _lease_free(model, now)
         async with self.sessions() as session:
             due = (
-                select(Dispatch.id)
-                .where(
-                    Dispatch.status == "queued",
-                    Dispatch.next_attempt_at <= now,
-                    _lease_free(Dispatch, now),
-                )
-                .order_by(Dispatch.next_attempt_at, Dispatch.id)
-                .limit(1)
+                select(model.id).where(*ready, free).order_by(order, model.id).limit(1)
             )
             if session.get_bind().dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             claimed = await session.scalar(
-                update(Dispatch)
-                .where(
-                    Dispatch.id == due.scalar_subquery(), Dispatch.status == "queued"
+                update(model)
+                .where(model.id == due.scalar_subquery(), *ready, free)
+                .values(
+                    lease_owner=self.owner,
+                    lease_expires_at=now + self._lease(),
+                    **values,
                 )
-                .values(lease_owner=self.owner, lease_expires_at=now + self._lease())
-                .returning(Dispatch.id)
+                .returning(model.id)
             )
             await session.commit()
             if claimed is None:
                 return None
-            return await session.get(Dispatch, claimed)
+            return await session.get(model, claimed)
+
+    async def _claim_dispatch(self) -> Dispatch | None:
+        now = utcnow()
+        ready = [
+            Dispatch.status == "queued",
+            Dispatch.prepared.is_(True),
+            Dispatch.next_attempt_at <= now,
+        ]
+        return await self._claim(Dispatch, ready, Dispatch.next_attempt_at)  # type: ignore[no-any-return]
 
     async def _mark_sending(self, dispatch: Dispatch) -> bool:
         now = utcnow()
@@ -362,39 +561,19 @@ class Worker:
     async def report_one(self) -> bool:
         """Claim one dispatch whose issue needs telling and post or edit its comment."""
         assert self.github is not None
-        now = utcnow()
-        async with self.sessions() as session:
-            due = (
-                select(Dispatch.id)
-                .where(
-                    Dispatch.report_pending.is_(True),
-                    Dispatch.report_next_at <= now,
-                    Dispatch.status != "sending",
-                    _lease_free(Dispatch, now),
-                )
-                .order_by(Dispatch.report_next_at, Dispatch.id)
-                .limit(1)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            claimed = await session.scalar(
-                update(Dispatch)
-                .where(
-                    Dispatch.id == due.scalar_subquery(),
-                    Dispatch.report_pending.is_(True),
-                )
-                .values(
-                    lease_owner=self.owner,
-                    lease_expires_at=now + self._lease(),
-                    report_attempts=Dispatch.report_attempts + 1,
-                )
-                .returning(Dispatch.id)
-            )
-            await session.commit()
-            if claimed is None:
-                return False
-            dispatch = await session.get(Dispatch, claimed)
-            assert dispatch is not None
+        ready = [
+            Dispatch.report_pending.is_(True),
+            Dispatch.report_next_at <= utcnow(),
+            Dispatch.status != "sending",
+        ]
+        dispatch = await self._claim(
+            Dispatch,
+            ready,
+            Dispatch.report_next_at,
+            report_attempts=Dispatch.report_attempts + 1,
+        )
+        if dispatch is None:
+            return False
         try:
             comment_id, installation_id = await self._post_tracking_comment(dispatch)
         except GitHubError as error:
@@ -420,6 +599,10 @@ class Worker:
                     session, dispatch.id, status, f"comment {comment_id} on the issue"
                 )
             await session.commit()
+        if dispatch.status in ("created", "failed"):
+            await self._react(
+                dispatch, "rocket" if dispatch.status == "created" else "confused"
+            )
         log.info(
             "issue told",
             dispatch_id=dispatch.id,
@@ -495,35 +678,12 @@ class Worker:
     async def reply_one(self) -> bool:
         """Post one pending reply; True if one was claimed."""
         assert self.github is not None
-        now = utcnow()
-        async with self.sessions() as session:
-            due = (
-                select(Reply.id)
-                .where(
-                    Reply.status == "pending",
-                    Reply.next_attempt_at <= now,
-                    _lease_free(Reply, now),
-                )
-                .order_by(Reply.next_attempt_at, Reply.id)
-                .limit(1)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            claimed = await session.scalar(
-                update(Reply)
-                .where(Reply.id == due.scalar_subquery(), Reply.status == "pending")
-                .values(
-                    lease_owner=self.owner,
-                    lease_expires_at=now + self._lease(),
-                    attempts=Reply.attempts + 1,
-                )
-                .returning(Reply.id)
-            )
-            await session.commit()
-            if claimed is None:
-                return False
-            reply = await session.get(Reply, claimed)
-            assert reply is not None
+        ready = [Reply.status == "pending", Reply.next_attempt_at <= utcnow()]
+        reply = await self._claim(
+            Reply, ready, Reply.next_attempt_at, attempts=Reply.attempts + 1
+        )
+        if reply is None:
+            return False
         values: dict[str, Any]
         try:
             installation = reply.installation_id or await self.github.repo_installation(
@@ -646,4 +806,5 @@ def _view(dispatch: Dispatch) -> DispatchView:
         job_status=dispatch.twill_job_status,
         last_error=dispatch.last_error,
         dry_run=dispatch.dry_run,
+        config_problem=dispatch.config_problem,
     )

@@ -66,7 +66,8 @@ async def test_429_waits_for_retry_after_then_succeeds(bridge: Harness) -> None:
     # The pause is shared: a second worker (another replica) does not send either.
     assert 25 < await bridge.worker.budget.paused_for() <= 30  # type: ignore[union-attr]
     await bridge.deliver("issues", payloads.issues_labeled("twill", number=99))
-    assert await bridge.drain(bridge.new_worker("replica-2")) == 0
+    await bridge.drain(bridge.new_worker("replica-2"))
+    assert len(bridge.twill.requests) == 1
     await bridge.make_due()
     await bridge.drain()
     assert [d.status for d in await bridge.dispatches()] == ["reported", "reported"]

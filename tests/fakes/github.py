@@ -8,6 +8,8 @@ installation calls, the REST headers, and the shape of each request body.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import json
 import secrets
@@ -55,6 +57,15 @@ class FakeGitHub:
     problems: list[str] = field(default_factory=list)
     write_times: list[float] = field(default_factory=list)
     bot_login: str = "twill-bridge[bot]"
+    # login -> role_name; anyone else is not a collaborator (404, as GitHub says).
+    roles: dict[str, str] = field(default_factory=lambda: {"maintainer": "admin"})
+    files: dict[tuple[str, str], str] = field(
+        default_factory=dict
+    )  # (repo, path) -> text
+    pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    reactions: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (target path, content)
     _ids: Any = field(default_factory=lambda: itertools.count(9000))
 
     def fail(self, *faults: GitHubFault) -> None:
@@ -97,6 +108,31 @@ class FakeGitHub:
                     f"{b}/repos/{{owner}}/{{repo}}/issues/comments/{{cid:int}}",
                     self._comment,
                     methods=["PATCH"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/collaborators/{{login}}/permission",
+                    self._permission,
+                    methods=["GET"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/contents/{{path:path}}",
+                    self._contents,
+                    methods=["GET"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/pulls/{{number:int}}",
+                    self._pull,
+                    methods=["GET"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/issues/comments/{{cid:int}}/reactions",
+                    self._react,
+                    methods=["POST"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/issues/{{number:int}}/reactions",
+                    self._react,
+                    methods=["POST"],
                 ),
             ]
         )
@@ -245,6 +281,77 @@ class FakeGitHub:
         comment["body"] = body["body"]
         comment["edits"] += 1
         return JSONResponse(self._public(comment))
+
+    async def _installation_call(self, request: Request) -> Response | None:
+        """The common part of an installation call: headers, token, scripted faults."""
+        self._check_headers(request)
+        self.calls.append((request.method, request.url.path))
+        if self._installation_of(request) is None:
+            return _message(401, "Bad credentials")
+        fault = await self._scripted(request)
+        if fault:
+            return _message(fault.status, fault.message, fault.headers)
+        return None
+
+    async def _permission(self, request: Request) -> Response:
+        if (refusal := await self._installation_call(request)) is not None:
+            return refusal
+        login = request.path_params["login"]
+        role = self.roles.get(login)
+        if role is None:
+            return _message(404, f"{login} is not a user")
+        base = {"triage": "read", "maintain": "write"}.get(
+            role, role if role in ("admin", "write", "read") else "read"
+        )
+        return JSONResponse(
+            {
+                "permission": base,
+                "role_name": role,
+                "user": {"login": login, "type": "User"},
+            }
+        )
+
+    async def _contents(self, request: Request) -> Response:
+        if (refusal := await self._installation_call(request)) is not None:
+            return refusal
+        repository = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        text = self.files.get((repository, request.path_params["path"]))
+        if text is None:
+            return _message(404, "Not Found")
+        raw = text.encode()
+        return JSONResponse(
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(raw),
+                "name": request.path_params["path"].rsplit("/", 1)[-1],
+                "path": request.path_params["path"],
+                "content": base64.encodebytes(raw).decode(),
+                "sha": hashlib.sha1(raw).hexdigest(),
+            }
+        )
+
+    async def _pull(self, request: Request) -> Response:
+        if (refusal := await self._installation_call(request)) is not None:
+            return refusal
+        repository = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        pull = self.pulls.get((repository, request.path_params["number"]))
+        if pull is None:
+            return _message(404, "Not Found")
+        return JSONResponse(pull)
+
+    async def _react(self, request: Request) -> Response:
+        if (refusal := await self._installation_call(request)) is not None:
+            return refusal
+        content = (await request.json()).get("content")
+        path = request.url.path
+        existing = (path, content) in self.reactions
+        if not existing:
+            self.reactions.append((path, content))
+        return JSONResponse(
+            {"id": len(self.reactions), "content": content},
+            status_code=200 if existing else 201,
+        )
 
     def _public(self, comment: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -27,6 +27,8 @@ async def test_the_database_is_at_the_head_revision(database_url: str) -> None:
 
     engine = create_engine(database_url)
     async with engine.connect() as connection:
-        version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        version = (
+            await connection.execute(text("SELECT version_num FROM alembic_version"))
+        ).scalar()
     await engine.dispose()
     assert version == head_revision()
