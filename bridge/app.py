@@ -66,6 +66,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         state.counters = Counter()
         state.worker = None
         twill, github = _clients(settings, peers)
+        state.twill, state.github = twill, github
         state.configs = ConfigCache(github) if github else None
         permissions = PermissionCache(github) if github else None
         pool = _worker_pool(

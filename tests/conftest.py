@@ -25,11 +25,9 @@ from sqlalchemy.engine import make_url
 from bridge.app import Peers, create_app
 from bridge.budget import RateBudget
 from bridge.db import create_engine, migrate, sessionmaker
-from bridge.github import GitHubClient
 from bridge.models import Delivery, Dispatch, DispatchEvent, RateLimit, Reply
 from bridge.settings import Secret, Settings
 from bridge.signature import sign
-from bridge.twill import TwillClient
 from bridge.worker import Worker
 from tests.fakes.github import FakeGitHub
 from tests.fakes.transport import FaultyTransport
@@ -175,7 +173,7 @@ class Harness:
             settings, Peers(self.twill_transport, self.github_transport)
         )
         self.sessions = sessionmaker(create_engine(settings.database_url))
-        self.worker = self.new_worker("test-worker")
+        self.worker: Worker  # made once the app has started (see make_harness)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://bridge.test"
         )
@@ -185,20 +183,14 @@ class Harness:
         s = self.settings
         if s.dry_run:
             return Worker(s, self.sessions, name)
-        twill = TwillClient(
-            s.twill_api_url, s.twill_api_key.reveal(), transport=self.twill_transport
-        )  # type: ignore[union-attr]
-        github = GitHubClient(
-            s.github_api_url,
-            s.github_app_id,  # type: ignore[arg-type]
-            s.github_private_key.reveal(),  # type: ignore[union-attr]
-            transport=self.github_transport,
-            write_interval=s.github_write_interval_seconds,
-        )
+        # The app's own clients (into the fakes), as its worker pool would use.
+        twill, github = self.app.state.twill, self.app.state.github
         budget = RateBudget(
             self.sessions, s.twill_rate_per_minute, s.twill_rate_per_hour
         )
-        return Worker(s, self.sessions, name, twill, github, budget)
+        # The webhook's config cache and the workers' are one, as in the app.
+        configs = self.app.state.configs
+        return Worker(s, self.sessions, name, twill, github, budget, configs=configs)
 
     async def deliver(
         self,
@@ -313,6 +305,7 @@ async def make_harness(
         harness = Harness(make_settings(**overrides), fake_twill, fake_github)
         lifespan = harness.app.router.lifespan_context(harness.app)
         await lifespan.__aenter__()
+        harness.worker = harness.new_worker("test-worker")
         stack.append((harness, lifespan))
         return harness
 
@@ -320,9 +313,6 @@ async def make_harness(
     for harness, lifespan in reversed(stack):
         await harness.client.aclose()
         await lifespan.__aexit__(None, None, None)
-        for client in (harness.worker.twill, harness.worker.github):
-            if client is not None:
-                await client.aclose()
         await harness.sessions.kw["bind"].dispose()
 
 

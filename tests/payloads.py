@@ -141,10 +141,11 @@ def comment_created(
     comment_id: int = 555,
     action: str = "created",
     installation: int | None = INSTALLATION,
+    issue_body: str | None = "Steps:\n1. Open the widget\n2. Submit nothing",
     **issue_fields: Any,
 ) -> dict[str, Any]:
     data = _envelope(action, sender, sender_type, installation, REPO, False)
-    data["issue"] = issue(**issue_fields)
+    data["issue"] = issue(body=issue_body, **issue_fields)
     data["comment"] = {
         "id": comment_id,
         "node_id": f"IC_{comment_id}",

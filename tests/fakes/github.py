@@ -327,7 +327,7 @@ class FakeGitHub:
                 "name": request.path_params["path"].rsplit("/", 1)[-1],
                 "path": request.path_params["path"],
                 "content": base64.encodebytes(raw).decode(),
-                "sha": hashlib.sha1(raw).hexdigest(),
+                "sha": hashlib.sha1(raw, usedforsecurity=False).hexdigest(),
             }
         )
 
