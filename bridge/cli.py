@@ -145,7 +145,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         payload = json.loads(args.payload.read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         print(f"twill-bridge: cannot read {args.payload}: {error}", file=sys.stderr)
         return EXIT_USAGE
     if not isinstance(payload, dict):

@@ -116,7 +116,8 @@ async def receive_webhook(request: Request) -> JSONResponse:
         )
     try:
         payload = parse_payload(body, headers.get("content-type", ""))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: JSON nested deeper than Python's parser will follow.
         return problem(400, "bad_json", "the body is not valid JSON")
     if not isinstance(payload, dict):
         return problem(400, "bad_json", "the payload is not a JSON object")
