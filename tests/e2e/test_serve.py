@@ -57,7 +57,8 @@ def test_labeled_plan_issue_end_to_end_through_a_served_process(
         answer = post(bridge, "issues", payloads.issues_labeled("twill-plan"))
         assert answer.status_code == 202
         github: FakeGitHub = live["github"]
-        wait_until(lambda: len(github.issue_comments(payloads.REPO, 12)) == 1)
+        # The tracking comment may say "queued" first; it is edited once the task exists.
+        wait_until(lambda: "task-1" in "".join(c["body"] for c in github.issue_comments(payloads.REPO, 12)))
         twill: FakeTwill = live["twill"]
         assert [r["userIntent"] for r in twill.requests] == ["PLAN"]
         [comment] = github.issue_comments(payloads.REPO, 12)
