@@ -25,9 +25,13 @@ from starlette.routing import Route
 from bridge import log
 from bridge.budget import RateBudget
 from bridge.db import create_engine, sessionmaker, sqlite_worker_lock
+from bridge.fetch import Fetcher, Resolver, system_resolver
+from bridge.file_views import serve_file
 from bridge.github import GitHubClient
+from bridge.handover import Handover
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.settings import Settings
+from bridge.store import bridge_secret
 from bridge.triggers import Rules
 from bridge.twill import TwillClient
 from bridge.webhooks import problem, receive_webhook
@@ -40,6 +44,10 @@ class Peers:
 
     twill_transport: httpx.AsyncBaseTransport | None = None
     github_transport: httpx.AsyncBaseTransport | None = None
+    # Downloads of attachments from GitHub's storage, and the DNS lookups
+    # that check where they go (bridge/fetch.py).
+    files_transport: httpx.AsyncBaseTransport | None = None
+    resolver: Resolver = system_resolver
 
 
 def worker_name() -> str:
@@ -69,8 +77,31 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         state.twill, state.github = twill, github
         state.configs = ConfigCache(github) if github else None
         permissions = PermissionCache(github) if github else None
+        async with state.sessions() as session:
+            state.files_secret = (
+                settings.files_secret.reveal()
+                if settings.files_secret
+                else await bridge_secret(session, "files")
+            )
+        fetcher = Fetcher(
+            settings.files_max_bytes,
+            _configured_hosts(settings),
+            transport=peers.files_transport,
+            resolver=peers.resolver,
+        )
+        handover = (
+            Handover(settings, state.sessions, github, fetcher, state.files_secret)
+            if github
+            else None
+        )
         pool = _worker_pool(
-            settings, state.sessions, twill, github, state.configs, permissions
+            settings,
+            state.sessions,
+            twill,
+            github,
+            state.configs,
+            permissions,
+            handover,
         )
         state.worker = pool
         if pool is not None:
@@ -80,7 +111,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         finally:
             if pool is not None:
                 await pool.stop(settings.shutdown_grace_seconds)
-            for client in (twill, github):
+            for client in (twill, github, fetcher):
                 if client is not None:
                     await client.aclose()
             await engine.dispose()
@@ -89,6 +120,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         routes=[
             Route("/api/github/webhooks", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/files/{file_id}/{name}", serve_file, methods=["GET"]),
         ],
         exception_handlers={404: _not_found, 405: _not_allowed},
         lifespan=lifespan,
@@ -137,6 +169,7 @@ def _worker_pool(
     github: GitHubClient | None,
     configs: ConfigCache | None,
     permissions: PermissionCache | None,
+    handover: Handover | None,
 ) -> WorkerPool | None:
     if not settings.worker_enabled or settings.dry_run:
         return None
@@ -163,10 +196,17 @@ def _worker_pool(
             budget,
             configs=configs,
             permissions=permissions,
+            handover=handover,
         )
         for n in range(settings.worker_concurrency)
     ]
     return WorkerPool(workers, lock)
+
+
+def _configured_hosts(settings: Settings) -> set[str]:
+    """The GitHub hosts the operator named; they may be private or plain http."""
+    hosts = {httpx.URL(settings.github_api_url).host, settings.github_web_host}
+    return {host for host in hosts if host}
 
 
 def _clients(

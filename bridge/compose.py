@@ -29,6 +29,7 @@ class Extras:
     (from .github/twill.yml on the default branch) and a pull request's branches."""
 
     repo_instructions: str = ""
+    missing_files: str = ""  # files.describe_missing: what the agent will not get
     pull_url: str | None = None
     base_branch: str | None = None
     head_branch: str | None = None
@@ -97,6 +98,8 @@ def _header(issue: IssueSnapshot, trigger: Trigger, extras: Extras) -> str:
         f"Labels: {', '.join(issue.labels) if issue.labels else '(none)'}",
         "",
     ]
+    if extras.missing_files:
+        lines += [extras.missing_files, ""]
     return "\n".join(lines)
 
 
@@ -120,8 +123,13 @@ def create_task_request(
     attachments: list[Attachment],
     max_chars: int,
     extras: Extras | None = None,
+    files: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The exact JSON body of `POST /tasks` for this trigger."""
+    """The exact JSON body of `POST /tasks` for this trigger.
+
+    `files`, when given, are FileParts made already (bridge/handover.py) and
+    take the place of the attachments' own URLs.
+    """
     request: dict[str, Any] = {
         "command": compose_command(issue, trigger, max_chars, extras),
         "title": task_title(issue),
@@ -129,8 +137,9 @@ def create_task_request(
     }
     if trigger.agent:
         request["agent"] = trigger.agent
-    if attachments:
-        request["files"] = file_parts(attachments)
+    parts = files if files is not None else file_parts(attachments)
+    if parts:
+        request["files"] = parts
     return request
 
 

@@ -234,6 +234,28 @@ class GitHubClient:
         raw = base64.b64decode(body.get("content") or "")
         return str(body.get("sha") or ""), raw.decode("utf-8", errors="replace")
 
+    async def rendered_html(
+        self,
+        installation_id: int,
+        repository: str,
+        number: int,
+        comment_id: int | None = None,
+    ) -> str:
+        """GitHub's HTML rendering of an issue (or one of its comments).
+
+        With `application/vnd.github.full+json`, `body_html` carries signed
+        image URLs that open without auth for a few minutes.
+        """
+        path = (
+            f"repos/{repository}/issues/comments/{comment_id}"
+            if comment_id is not None
+            else f"repos/{repository}/issues/{number}"
+        )
+        response = await self._as_installation(
+            installation_id, "GET", path, accept="application/vnd.github.full+json"
+        )
+        return str(response.json().get("body_html") or "")
+
     async def pull_request(
         self, installation_id: int, repository: str, number: int
     ) -> dict[str, Any]:
@@ -287,18 +309,24 @@ class GitHubClient:
                 self._last_write[installation_id] = time.monotonic()
 
     async def _as_installation(
-        self, installation_id: int, method: str, path: str, **kwargs: Any
+        self,
+        installation_id: int,
+        method: str,
+        path: str,
+        accept: str | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         token = await self.installation_token(installation_id)
+        headers = {"Accept": accept} if accept else {}
         try:
             return await self._send(
-                method, path, {"Authorization": f"token {token}"}, **kwargs
+                method, path, {**headers, "Authorization": f"token {token}"}, **kwargs
             )
         except GitHubUnauthorized:
             # Revoked or rotated early: fetch a new token once, then give up.
             token = await self.installation_token(installation_id, refresh=True)
             return await self._send(
-                method, path, {"Authorization": f"token {token}"}, **kwargs
+                method, path, {**headers, "Authorization": f"token {token}"}, **kwargs
             )
 
     async def _send(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -242,3 +243,34 @@ class RateEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index(None, "key", "at"),)
+
+
+class StoredFile(Base):
+    """An attachment downloaded for a dispatch, served to Twill until it expires."""
+
+    __tablename__ = "stored_files"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dispatch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dispatches.id", ondelete="SET NULL")
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # The bytes live here, or in BRIDGE_FILES_DIR under the id when that is set.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "expires_at"),)
+
+
+class BridgeSecret(Base):
+    """A key the bridge made for itself, shared by every replica through the database."""
+
+    __tablename__ = "bridge_secrets"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -13,7 +13,9 @@ from typing import Any
 
 from bridge.attachments import find_attachments
 from bridge.compose import Extras, create_task_request
+from bridge.files import describe_missing
 from bridge.github import GitHubClient
+from bridge.handover import Handover
 from bridge.models import Dispatch
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.repo_config import CONFIG_PATH, RepoConfig, permission_reaches
@@ -38,6 +40,7 @@ async def prepare(
     github: GitHubClient,
     configs: ConfigCache,
     permissions: PermissionCache,
+    handover: Handover | None = None,
 ) -> Prepared:
     """Check the dispatch's trigger and compose its final request."""
     installation = dispatch.installation_id or await github.repo_installation(
@@ -88,8 +91,15 @@ async def prepare(
     for found in find_attachments(trigger.comment_body, settings.github_web_host):
         if all(found.url != known.url for known in attachments):
             attachments.append(found)
+    files = None
+    if handover is not None:
+        handed = await handover.hand(
+            attachments, issue, trigger, installation, dispatch.id
+        )
+        files = handed.parts
+        extras = replace(extras, missing_files=describe_missing(handed.missing))
     request = create_task_request(
-        issue, trigger, attachments, settings.command_max_chars, extras
+        issue, trigger, attachments, settings.command_max_chars, extras, files
     )
     who = (
         f"@{trigger.requester} ({role[0] or role[1]})"

@@ -27,6 +27,22 @@ DEFAULT_LABELS: dict[str, str] = {
 
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 
+# Media types passed on to the agent unless BRIDGE_FILES_TYPES says otherwise.
+DEFAULT_FILE_TYPES = (
+    "image/*",
+    "text/plain",
+    "text/markdown",
+    "text/csv",
+    "application/json",
+    "application/pdf",
+    "application/yaml",
+    "application/gzip",
+    "application/zip",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+)
+
 
 class SettingsError(Exception):
     """The settings are unusable; `problems` holds one sentence per problem."""
@@ -84,6 +100,15 @@ class Settings:
     min_permission: str = "write"
     allow_sha1: bool = False
     command_max_chars: int = 60_000
+    public_url: str | None = None
+    files_mode: str = "url"
+    files_max_bytes: int = 10 * 1024 * 1024
+    files_max_count: int = 10
+    files_types: tuple[str, ...] = DEFAULT_FILE_TYPES
+    files_url_ttl_seconds: float = 24 * 3600
+    files_retention_seconds: float = 7 * 24 * 3600
+    files_dir: Path | None = None
+    files_secret: Secret | None = None
     force_dry_run: bool = False
     worker_enabled: bool = True
     worker_concurrency: int = 4
@@ -163,6 +188,17 @@ class _Reader:
             self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
             return default
         return value.rstrip("/")
+
+    def optional_url(self, name: str) -> str | None:
+        if self.text(name) is None:
+            return None
+        return self.url(name, "http://invalid")
+
+    def words(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.text(name)
+        if value is None:
+            return default
+        return tuple(w.strip().lower() for w in value.split(",") if w.strip())
 
     def integer(self, name: str, default: int, minimum: int = 0) -> int:
         value = self.text(name)
@@ -318,6 +354,21 @@ class _Reader:
                 "BRIDGE_COMMAND_MAX_CHARS", 60_000, minimum=2_000
             ),
             force_dry_run=self.flag("BRIDGE_DRY_RUN", False),
+            public_url=self.optional_url("BRIDGE_PUBLIC_URL"),
+            files_mode=self.choice("BRIDGE_FILES_MODE", "url", ("url", "data")),
+            files_max_bytes=self.integer(
+                "BRIDGE_FILES_MAX_BYTES", 10 * 1024 * 1024, minimum=1
+            ),
+            files_max_count=self.integer("BRIDGE_FILES_MAX_COUNT", 10, minimum=0),
+            files_types=self.words("BRIDGE_FILES_TYPES", DEFAULT_FILE_TYPES),
+            files_url_ttl_seconds=self.number(
+                "BRIDGE_FILES_URL_TTL_SECONDS", 24 * 3600, 60
+            ),
+            files_retention_seconds=self.number(
+                "BRIDGE_FILES_RETENTION_SECONDS", 7 * 24 * 3600, 60
+            ),
+            files_dir=Path(d) if (d := self.text("BRIDGE_FILES_DIR")) else None,
+            files_secret=Secret(f) if (f := self.text("BRIDGE_FILES_SECRET")) else None,
             worker_enabled=self.flag("BRIDGE_WORKER", True),
             worker_concurrency=self.integer("BRIDGE_WORKER_CONCURRENCY", 4, minimum=1),
             worker_poll_seconds=self.number("BRIDGE_WORKER_POLL_SECONDS", 1.0, 0.01),

@@ -14,7 +14,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.models import Base, Delivery, Dispatch, DispatchEvent, Reply, utcnow
+from bridge.models import (
+    Base,
+    BridgeSecret,
+    Delivery,
+    Dispatch,
+    DispatchEvent,
+    Reply,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -183,3 +191,21 @@ async def count_by_status(session: AsyncSession) -> dict[str, int]:
         select(Dispatch.status, func.count()).group_by(Dispatch.status)
     )
     return {status: count for status, count in rows.all()}
+
+
+async def bridge_secret(session: AsyncSession, name: str) -> str:
+    """A random key named `name`, made once and then shared by every replica."""
+    import secrets
+
+    await insert_ignoring_conflict(
+        session,
+        BridgeSecret,
+        "name",
+        {"name": name, "value": secrets.token_hex(32), "created_at": utcnow()},
+    )
+    value = await session.scalar(
+        select(BridgeSecret.value).where(BridgeSecret.name == name)
+    )
+    await session.commit()
+    assert value is not None
+    return value

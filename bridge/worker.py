@@ -22,6 +22,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -30,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bridge import log
 from bridge.budget import RateBudget
 from bridge.github import GitHubClient, GitHubError
-from bridge.models import Delivery, Dispatch, Reply, utcnow
+from bridge.handover import Handover
+from bridge.models import Delivery, Dispatch, Reply, StoredFile, utcnow
 from bridge.prepare import Prepared, prepare
 from bridge.redact import redact
 from bridge.repo_access import ConfigCache, PermissionCache
@@ -48,6 +50,7 @@ from bridge.twill import (
 )
 
 RECOVERY_INTERVAL = 5.0
+SWEEP_INTERVAL = 600.0
 REPORT_MAX_ATTEMPTS = 12
 
 
@@ -69,6 +72,7 @@ class Worker:
         rand: Callable[[], float] = random.random,
         configs: ConfigCache | None = None,
         permissions: PermissionCache | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -78,10 +82,12 @@ class Worker:
         self.budget = budget
         self.configs = configs or (ConfigCache(github) if github else None)
         self.permissions = permissions or (PermissionCache(github) if github else None)
+        self.handover = handover
         self.rand = rand
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._last_recovery = 0.0
+        self._last_sweep = float("-inf")
         self._secrets = [s.reveal() for s in (settings.twill_api_key,) if s is not None]
 
     def wake(self) -> None:
@@ -126,6 +132,9 @@ class Worker:
         if loop_time - self._last_recovery >= RECOVERY_INTERVAL:
             self._last_recovery = loop_time
             await self.recover()
+        if loop_time - self._last_sweep >= SWEEP_INTERVAL:
+            self._last_sweep = loop_time
+            await self.sweep_files()
         did = False
         if self.twill is not None and self.github is not None:
             did |= await self.prepare_one()
@@ -155,7 +164,12 @@ class Worker:
         }
         try:
             result = await prepare(
-                dispatch, self.settings, self.github, self.configs, self.permissions
+                dispatch,
+                self.settings,
+                self.github,
+                self.configs,
+                self.permissions,
+                self.handover,
             )
         except GitHubError as error:
             await self._prepare_failed(dispatch, error)
@@ -768,6 +782,28 @@ class Worker:
                         dispatch_id=dispatch_id,
                     )
             await session.commit()
+
+    async def sweep_files(self) -> int:
+        """Forget attachments past their retention period; how many went."""
+        now = utcnow()
+        async with self.sessions() as session:
+            expired = (
+                await session.scalars(
+                    select(StoredFile.id).where(StoredFile.expires_at < now)
+                )
+            ).all()
+            if expired:
+                await session.execute(
+                    delete(StoredFile).where(StoredFile.id.in_(expired))
+                )
+            await session.commit()
+        folder = self.settings.files_dir
+        if folder is not None:
+            for file_id in expired:
+                await asyncio.to_thread(Path(folder, file_id).unlink, missing_ok=True)
+        if expired:
+            log.info("attachments past retention removed", count=len(expired))
+        return len(expired)
 
     async def release(self) -> None:
         """Give back leases on work this worker claimed but has not started."""

@@ -44,6 +44,8 @@ TABLES = (
     "deliveries",
     "rate_limits",
     "rate_events",
+    "stored_files",
+    "bridge_secrets",
 )
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
