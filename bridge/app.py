@@ -94,6 +94,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
             if github
             else None
         )
+        state.handover = handover
         pool = _worker_pool(
             settings,
             state.sessions,

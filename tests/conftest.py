@@ -29,6 +29,7 @@ from bridge.models import Delivery, Dispatch, DispatchEvent, RateLimit, Reply
 from bridge.settings import Secret, Settings
 from bridge.signature import sign
 from bridge.worker import Worker
+from tests.fakes.assets import FakeAssets
 from tests.fakes.github import FakeGitHub
 from tests.fakes.transport import FaultyTransport
 from tests.fakes.twill import FakeTwill
@@ -171,8 +172,16 @@ class Harness:
         self.github_transport = FaultyTransport(
             github.app(_base_path(settings.github_api_url))
         )
+        self.assets = FakeAssets()
+        self.assets_transport = FaultyTransport(self.assets)
         self.app = create_app(
-            settings, Peers(self.twill_transport, self.github_transport)
+            settings,
+            Peers(
+                self.twill_transport,
+                self.github_transport,
+                files_transport=self.assets_transport,
+                resolver=self.assets.resolve,
+            ),
         )
         self.sessions = sessionmaker(create_engine(settings.database_url))
         self.worker: Worker  # made once the app has started (see make_harness)
@@ -192,7 +201,16 @@ class Harness:
         )
         # The webhook's config cache and the workers' are one, as in the app.
         configs = self.app.state.configs
-        return Worker(s, self.sessions, name, twill, github, budget, configs=configs)
+        return Worker(
+            s,
+            self.sessions,
+            name,
+            twill,
+            github,
+            budget,
+            configs=configs,
+            handover=self.app.state.handover,
+        )
 
     async def deliver(
         self,

@@ -39,23 +39,66 @@ SHAPES: list[tuple[str, str, Any, set[int], str | None]] = [
     ("no-label", "issues", without(["label"]), {200}, "ignored"),
     ("label-null", "issues", replaced(["label"], None), {200}, "ignored"),
     ("label-name-number", "issues", replaced(["label", "name"], 42), {200}, "ignored"),
-    ("issue-number-text", "issues", replaced(["issue", "number"], "12"), {200}, "ignored"),
+    (
+        "issue-number-text",
+        "issues",
+        replaced(["issue", "number"], "12"),
+        {200},
+        "ignored",
+    ),
     ("issue-body-missing", "issues", without(["issue", "body"]), {202}, "queued"),
     ("issue-body-number", "issues", replaced(["issue", "body"], 5), {202}, "queued"),
     ("issue-title-null", "issues", replaced(["issue", "title"], None), {202}, "queued"),
-    ("labels-not-a-list", "issues", replaced(["issue", "labels"], "twill"), {202}, "queued"),
+    (
+        "labels-not-a-list",
+        "issues",
+        replaced(["issue", "labels"], "twill"),
+        {202},
+        "queued",
+    ),
     ("user-null", "issues", replaced(["issue", "user"], None), {202}, "queued"),
     ("action-null", "issues", replaced(["action"], None), {200}, "ignored"),
-    ("comment-null", "issue_comment", {**payloads.comment_created("/twill"), "comment": None}, {200}, "ignored"),
-    ("comment-id-text", "issue_comment", replaced(["issue", "number"], 12) | {"action": "created", "comment": {"id": "x", "body": "/twill"}}, {200}, "ignored"),
-    ("comment-body-list", "issue_comment", payloads.comment_created(["/twill"]), {200}, "ignored"),  # type: ignore[arg-type]
+    (
+        "comment-null",
+        "issue_comment",
+        {**payloads.comment_created("/twill"), "comment": None},
+        {200},
+        "ignored",
+    ),
+    (
+        "comment-id-text",
+        "issue_comment",
+        replaced(["issue", "number"], 12)
+        | {"action": "created", "comment": {"id": "x", "body": "/twill"}},
+        {200},
+        "ignored",
+    ),
+    (
+        "comment-body-list",
+        "issue_comment",
+        payloads.comment_created(["/twill"]),
+        {200},
+        "ignored",
+    ),  # type: ignore[arg-type]
     ("unknown-event", "deployment_status", {"action": "created"}, {200}, "ignored"),
-    ("unicode-escapes", "issues", payloads.issues_labeled("twill", title="\u00e9\ud83d\ude80"), {202}, "queued"),
+    (
+        "unicode-escapes",
+        "issues",
+        payloads.issues_labeled("twill", title="\u00e9\ud83d\ude80"),
+        {202},
+        "queued",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("event", "payload", "statuses", "outcome"), [c[1:] for c in SHAPES], ids=[c[0] for c in SHAPES])
-async def test_wrong_shapes_are_answered_not_crashed_on(bridge: Harness, event: str, payload: Any, statuses: set[int], outcome: str | None) -> None:
+@pytest.mark.parametrize(
+    ("event", "payload", "statuses", "outcome"),
+    [c[1:] for c in SHAPES],
+    ids=[c[0] for c in SHAPES],
+)
+async def test_wrong_shapes_are_answered_not_crashed_on(
+    bridge: Harness, event: str, payload: Any, statuses: set[int], outcome: str | None
+) -> None:
     answer = await bridge.deliver(event, payload)
     assert answer.status_code in statuses, answer.text
     assert answer.json()["outcome"] == outcome
@@ -65,48 +108,88 @@ async def test_wrong_shapes_are_answered_not_crashed_on(bridge: Harness, event: 
 def test_labels_not_a_list_still_composes() -> None:
     from bridge.triggers import Rules, decide
 
-    decision = decide("issues", replaced(["issue", "labels"], "twill"), Rules(labels={"twill": "SWE"}))
+    decision = decide(
+        "issues", replaced(["issue", "labels"], "twill"), Rules(labels={"twill": "SWE"})
+    )
     assert decision.issue is not None and decision.issue.labels == ()
 
 
 async def test_duplicated_signature_headers_are_refused(bridge: Harness) -> None:
     raw = json.dumps(payloads.issues_labeled()).encode()
-    good = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    good = (
+        "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    )
     headers = [
         ("X-GitHub-Event", "issues"),
         ("X-GitHub-Delivery", "dup-1"),
         ("X-Hub-Signature-256", "sha256=" + "0" * 64),
         ("X-Hub-Signature-256", good),
     ]
-    answer = await bridge.client.post("/api/github/webhooks", content=raw, headers=headers)
+    answer = await bridge.client.post(
+        "/api/github/webhooks", content=raw, headers=headers
+    )
     assert answer.status_code == 401
 
 
 @pytest.mark.parametrize("allow", [False, True], ids=["refused", "allowed"])
-async def test_legacy_sha1_alone_depends_on_the_setting(make_harness, allow: bool) -> None:  # type: ignore[no-untyped-def]
+async def test_legacy_sha1_alone_depends_on_the_setting(
+    make_harness, allow: bool
+) -> None:  # type: ignore[no-untyped-def]
     bridge: Harness = await make_harness(allow_sha1=allow)
     raw = json.dumps(payloads.issues_labeled()).encode()
     legacy = "sha1=" + hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha1).hexdigest()
     answer = await bridge.client.post(
         "/api/github/webhooks",
         content=raw,
-        headers={"X-GitHub-Event": "issues", "X-GitHub-Delivery": "sha1-1", "X-Hub-Signature": legacy},
+        headers={
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": "sha1-1",
+            "X-Hub-Signature": legacy,
+        },
     )
     assert answer.status_code == (202 if allow else 401)
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"payload=", b"payload=%7Bbad", b"\xff\xfe{}", b"{" * 10_000 + b"}" * 10_000, b"[" * 200_000 + b"]" * 200_000],
-    ids=["empty", "empty-form", "bad-form-json", "not-utf8", "invalid-nesting", "too-deep"],
+    [
+        b"",
+        b"payload=",
+        b"payload=%7Bbad",
+        b"\xff\xfe{}",
+        b"{" * 10_000 + b"}" * 10_000,
+        b"[" * 200_000 + b"]" * 200_000,
+    ],
+    ids=[
+        "empty",
+        "empty-form",
+        "bad-form-json",
+        "not-utf8",
+        "invalid-nesting",
+        "too-deep",
+    ],
 )
-async def test_bodies_that_are_not_json_objects_are_400(bridge: Harness, body: bytes) -> None:
-    content_type = "application/x-www-form-urlencoded" if body.startswith(b"payload") else "application/json"
-    answer = await bridge.deliver("issues", None, body=body, headers={"Content-Type": content_type})
+async def test_bodies_that_are_not_json_objects_are_400(
+    bridge: Harness, body: bytes
+) -> None:
+    content_type = (
+        "application/x-www-form-urlencoded"
+        if body.startswith(b"payload")
+        else "application/json"
+    )
+    answer = await bridge.deliver(
+        "issues", None, body=body, headers={"Content-Type": content_type}
+    )
     assert answer.status_code == 400
 
 
-@pytest.mark.parametrize("name", ["TWILL", "  twill  ", "Twill-Plan", "twill-PLAN "], ids=["upper", "spaces", "mixed", "mixed-trailing"])
-async def test_label_names_in_other_cases_or_with_spaces(bridge: Harness, name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    ["TWILL", "  twill  ", "Twill-Plan", "twill-PLAN "],
+    ids=["upper", "spaces", "mixed", "mixed-trailing"],
+)
+async def test_label_names_in_other_cases_or_with_spaces(
+    bridge: Harness, name: str
+) -> None:
     answer = await bridge.deliver("issues", payloads.issues_labeled(name))
     assert answer.status_code == 202

@@ -58,7 +58,12 @@ def test_labeled_plan_issue_end_to_end_through_a_served_process(
         assert answer.status_code == 202
         github: FakeGitHub = live["github"]
         # The tracking comment may say "queued" first; it is edited once the task exists.
-        wait_until(lambda: "task-1" in "".join(c["body"] for c in github.issue_comments(payloads.REPO, 12)))
+        wait_until(
+            lambda: (
+                "task-1"
+                in "".join(c["body"] for c in github.issue_comments(payloads.REPO, 12))
+            )
+        )
         twill: FakeTwill = live["twill"]
         assert [r["userIntent"] for r in twill.requests] == ["PLAN"]
         [comment] = github.issue_comments(payloads.REPO, 12)

@@ -66,6 +66,8 @@ class FakeGitHub:
     reactions: list[tuple[str, str]] = field(
         default_factory=list
     )  # (target path, content)
+    # GitHub's HTML rendering, by (repo, issue number) or (repo, comment id).
+    rendered: dict[tuple[str, int], str] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(9000))
 
     def fail(self, *faults: GitHubFault) -> None:
@@ -110,6 +112,16 @@ class FakeGitHub:
                     methods=["PATCH"],
                 ),
                 Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/issues/{{number:int}}",
+                    self._rendered,
+                    methods=["GET"],
+                ),
+                Route(
+                    f"{b}/repos/{{owner}}/{{repo}}/issues/comments/{{number:int}}",
+                    self._rendered,
+                    methods=["GET"],
+                ),
+                Route(
                     f"{b}/repos/{{owner}}/{{repo}}/collaborators/{{login}}/permission",
                     self._permission,
                     methods=["GET"],
@@ -142,7 +154,10 @@ class FakeGitHub:
     # Checks GitHub makes.
 
     def _check_headers(self, request: Request) -> None:
-        if request.headers.get("accept") != "application/vnd.github+json":
+        if request.headers.get("accept") not in (
+            "application/vnd.github+json",
+            "application/vnd.github.full+json",
+        ):
             self.problems.append(f"Accept header was {request.headers.get('accept')!r}")
         if request.headers.get("x-github-api-version") != "2022-11-28":
             self.problems.append("X-GitHub-Api-Version missing")
@@ -292,6 +307,17 @@ class FakeGitHub:
         if fault:
             return _message(fault.status, fault.message, fault.headers)
         return None
+
+    async def _rendered(self, request: Request) -> Response:
+        if (refusal := await self._installation_call(request)) is not None:
+            return refusal
+        if request.headers.get("accept") != "application/vnd.github.full+json":
+            self.problems.append("an issue was read without asking for its HTML")
+        repository = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        body_html = self.rendered.get((repository, request.path_params["number"]), "")
+        return JSONResponse(
+            {"id": request.path_params["number"], "body": "", "body_html": body_html}
+        )
 
     async def _permission(self, request: Request) -> Response:
         if (refusal := await self._installation_call(request)) is not None:

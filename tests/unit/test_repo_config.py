@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.repo_config import ConfigProblem, RepoConfig, parse_config, permission_reaches
+from bridge.repo_config import (
+    ConfigProblem,
+    RepoConfig,
+    parse_config,
+    permission_reaches,
+)
 from bridge.settings import INTENTS
 
 
@@ -23,10 +28,18 @@ def test_a_full_file() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"], ids=["empty", "comment", "document-marker"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "# only a comment\n", "---\n"],
+    ids=["empty", "comment", "document-marker"],
+)
 def test_an_empty_file_means_defaults(text: str) -> None:
     config = parse_config(text)
-    assert config.enabled and config.labels is None and config.allowed_intents == frozenset(INTENTS)
+    assert (
+        config.enabled
+        and config.labels is None
+        and config.allowed_intents == frozenset(INTENTS)
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,10 +59,26 @@ def test_an_empty_file_means_defaults(text: str) -> None:
         ("a: [\n", "not valid YAML at line"),
         ("x: " + "y" * 70_000, "over 64 KiB"),
     ],
-    ids=["list", "enabled", "labels-list", "intent", "agent", "intents-empty", "intent-unknown", "permission", "instructions-type", "instructions-long", "typo-key", "yaml", "too-big"],
+    ids=[
+        "list",
+        "enabled",
+        "labels-list",
+        "intent",
+        "agent",
+        "intents-empty",
+        "intent-unknown",
+        "permission",
+        "instructions-type",
+        "instructions-long",
+        "typo-key",
+        "yaml",
+        "too-big",
+    ],
 )
 def test_invalid_files_say_what_is_wrong(text: str, problem: str) -> None:
-    with pytest.raises(ConfigProblem, match=problem.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(
+        ConfigProblem, match=problem.replace("(", r"\(").replace("[", r"\[")
+    ):
         parse_config(text)
 
 
@@ -75,5 +104,7 @@ def test_yaml_tags_are_not_executed() -> None:
     ],
     ids=lambda v: str(v),
 )
-def test_permission_reaches(role: str, permission: str, minimum: str, expected: bool) -> None:
+def test_permission_reaches(
+    role: str, permission: str, minimum: str, expected: bool
+) -> None:
     assert permission_reaches(role, permission, minimum) is expected
