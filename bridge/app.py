@@ -123,7 +123,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/files/{file_id}/{name}", serve_file, methods=["GET"]),
         ],
-        exception_handlers={404: _not_found, 405: _not_allowed},
+        exception_handlers={404: _not_found, 405: _not_allowed, Exception: _failed},
         lifespan=lifespan,
     )
 
@@ -243,6 +243,15 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return problem(404, "not_found", "no such route")
+
+
+async def _failed(request: Request, exc: Exception) -> JSONResponse:
+    # A bug of ours: GitHub gets a JSON 500 (and redelivers nothing on its own),
+    # the log gets the traceback.
+    log.error(
+        "request failed", path=request.url.path, error=type(exc).__name__, exc_info=exc
+    )
+    return problem(500, "internal_error", "the bridge failed to handle this request")
 
 
 async def _not_allowed(request: Request, exc: Exception) -> JSONResponse:

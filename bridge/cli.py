@@ -31,8 +31,40 @@ def main(argv: list[str] | None = None) -> int:
             print(f"twill-bridge: {problem}", file=sys.stderr)
         return EXIT_USAGE
     log.configure(settings.log_level, settings.log_format)
-    result: int = args.run(settings, args)
+    try:
+        result: int = args.run(settings, args)
+    except DatabaseUnusable as error:
+        print(f"twill-bridge: {error}", file=sys.stderr)
+        return 1
     return result
+
+
+class DatabaseUnusable(Exception):
+    """The database cannot be reached or has no schema; the message says which."""
+
+
+def _database_step(settings: Settings, what: str, work: Any) -> Any:
+    """Run `work()`, turning database failures into one clear sentence."""
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+    try:
+        return work()
+    except (OperationalError, ProgrammingError) as error:
+        text = str(error.orig if isinstance(error, DBAPIError) else error).splitlines()[
+            0
+        ]
+        hint = (
+            "; run `twill-bridge migrate` first"
+            if "no such table" in text or "does not exist" in text
+            else ""
+        )
+        raise DatabaseUnusable(
+            f"cannot {what} at {_safe_url(settings.database_url)}: {text[:200]}{hint}"
+        ) from error
+    except OSError as error:
+        raise DatabaseUnusable(
+            f"cannot {what} at {_safe_url(settings.database_url)}: {error.strerror or error}"
+        ) from error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,7 +132,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "dry run: dispatches are composed and stored, never sent",
             missing="; ".join(settings.dry_run_reasons),
         )
-    migrate(settings.database_url)
+    _database_step(
+        settings, "migrate the database", lambda: migrate(settings.database_url)
+    )
     log.info("database ready", database=_safe_url(settings.database_url))
     config = uvicorn.Config(
         create_app(settings),
@@ -134,7 +168,9 @@ async def _run_server(server: Any) -> None:
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.db import migrate
 
-    migrate(settings.database_url)
+    _database_step(
+        settings, "migrate the database", lambda: migrate(settings.database_url)
+    )
     print(f"database at {_safe_url(settings.database_url)} is up to date")
     return 0
 
@@ -173,7 +209,13 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 def _dispatches_list(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.admin_ops import list_dispatches
 
-    rows = asyncio.run(list_dispatches(settings.database_url, args.status, args.limit))
+    rows = _database_step(
+        settings,
+        "read dispatches",
+        lambda: asyncio.run(
+            list_dispatches(settings.database_url, args.status, args.limit)
+        ),
+    )
     for row in rows:
         print(
             f"{row.id:>6}  {row.status:<10} {row.intent:<15} {row.repository}#{row.issue_number}"
@@ -186,7 +228,13 @@ def _dispatches_retry(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.admin_ops import RetryRefused, retry_dispatch
 
     try:
-        asyncio.run(retry_dispatch(settings.database_url, args.id, args.by))
+        _database_step(
+            settings,
+            "retry the dispatch",
+            lambda: asyncio.run(
+                retry_dispatch(settings.database_url, args.id, args.by)
+            ),
+        )
     except RetryRefused as error:
         print(f"twill-bridge: {error}", file=sys.stderr)
         return 1

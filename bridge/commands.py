@@ -58,6 +58,7 @@ _LONGEST_KEYWORD = max(len(word) for word in _TYPO_TARGETS)
 _AGENT_OPTION = "--agent"
 _AGENT_VALUE = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[A-Za-z0-9._:-]+)+")
 _AGENT_EXAMPLE = "claude-code/sonnet"
+_AGENT_MAX_CHARS = 200  # the dispatches.agent column
 _TOKEN = re.compile(r"\S+")
 # "--name" is an option anywhere on the line, "-x" only as the first word, so
 # "/twill run the tests with -v" stays an instruction.
@@ -101,11 +102,23 @@ def find_command(body: str | None, keyword: str = "twill") -> Command | None:
     pattern = _command_line(keyword)
     found: tuple[int, str] | None = None
     stop: int | None = None
+    lines = split_lines(body)
+    in_html_code = _html_code_lines(lines)
     for index, text in iter_prose_lines(body, containing=f"/{keyword}"):
         # Matched on the raw line: the pattern holds no backtick, so a code span
         # can only come before `/twill`, and then the line is not a command.
+        text = text.lstrip(_INVISIBLE)
         match = pattern.match(text)
         if match is None:
+            dashed = _dashed(keyword).match(text)
+            if dashed and found is None and index not in in_html_code:
+                word = dashed.group(1).lower()
+                problem = (
+                    f"Write '/{keyword} {word}' with a space, not '/{keyword}-{word}'."
+                )
+                return Command("invalid", None, "", None, index, problem)
+            continue
+        if index in in_html_code:
             continue
         if found is not None:
             stop = index  # a second command line ends the first one's instruction
@@ -115,11 +128,38 @@ def find_command(body: str | None, keyword: str = "twill") -> Command | None:
         return None
 
     index, rest = found
-    following = split_lines(body)[index + 1 : stop]
+    following = lines[index + 1 : stop]
     try:
         return _parse(index, rest.removeprefix(":"), following)
     except _Invalid as invalid:
         return Command("invalid", None, "", None, index, str(invalid))
+
+
+# Characters that editors and copy-paste leave in front of a line, unseen.
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+_HTML_CODE = re.compile(r"<(/?)(pre|code)\b[^>]*>", re.IGNORECASE)
+
+
+def _html_code_lines(lines: list[str]) -> set[int]:
+    """Indices of lines that sit inside an HTML <pre> or <code> element."""
+    inside: set[int] = set()
+    if not any("<pre" in line.lower() or "<code" in line.lower() for line in lines):
+        return inside
+    depth = 0
+    for index, line in enumerate(lines):
+        if depth > 0:
+            inside.add(index)
+        for closing, _ in _HTML_CODE.findall(strip_inline_code(line)):
+            depth = max(depth - 1, 0) if closing else depth + 1
+    return inside
+
+
+@lru_cache(maxsize=8)
+def _dashed(keyword: str) -> re.Pattern[str]:
+    """`/twill-plan`: the label's name typed as a command."""
+    return re.compile(
+        rf" {{0,3}}/{re.escape(keyword)}-([A-Za-z][\w-]{{0,20}})\b", re.IGNORECASE
+    )
 
 
 @lru_cache(maxsize=8)
@@ -127,7 +167,7 @@ def _command_line(keyword: str) -> re.Pattern[str]:
     """The start of a command line: indent, list marker, task box, then /keyword."""
     return re.compile(
         r" {0,3}"
-        r"(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)?"
+        r"(?:(?:[-*+•]|\d{1,9}[.)])[ \t]+)?"
         r"(?:\[[ xX]\][ \t]+)?"
         rf"/{re.escape(keyword)}(?=[\s:]|$)",
         re.IGNORECASE,
@@ -198,6 +238,8 @@ def _agent_value(value: str, earlier: str | None) -> str:
             f"Agent '{_echo(value)}' is not of the form provider/model, "
             f"such as '{_AGENT_EXAMPLE}'."
         )
+    if len(value) > _AGENT_MAX_CHARS:
+        raise _Invalid(f"The agent name is over {_AGENT_MAX_CHARS} characters.")
     return value
 
 

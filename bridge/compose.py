@@ -44,7 +44,7 @@ def compose_command(
     from its own hash (which it cannot contain) and the agent is told to read it
     as a description of the work, not as instructions.
     """
-    head = _header(issue, trigger, extras or Extras())
+    head = _header(issue, trigger, extras or Extras(), max_chars)
     body = issue.body.strip() or "(the issue has no description)"
     fence = hashlib.sha256(body.encode()).hexdigest()[:12]
     opening = f"----- BEGIN ISSUE TEXT {fence} -----"
@@ -59,7 +59,18 @@ def compose_command(
     return f"{head}\n{opening}\n{body}\n{closing}\n"
 
 
-def _header(issue: IssueSnapshot, trigger: Trigger, extras: Extras) -> str:
+def _cap_instruction(text: str, max_chars: int) -> str:
+    """The requester's words, cut at a third of the command's cap if longer."""
+    limit = max_chars // 3
+    if len(text) <= limit:
+        return text
+    marker = TRUNCATION_MARK.format(omitted=len(text) - limit, total=len(text))
+    return text[:limit].rstrip() + "\n\n" + marker
+
+
+def _header(
+    issue: IssueSnapshot, trigger: Trigger, extras: Extras, max_chars: int
+) -> str:
     kind = "pull request" if issue.is_pull_request else "issue"
     if trigger.kind == "label":
         how = f"by adding the label `{trigger.label}`"
@@ -79,7 +90,7 @@ def _header(issue: IssueSnapshot, trigger: Trigger, extras: Extras) -> str:
         lines += [
             f"Instructions from @{trigger.requester} (who has permission to ask):",
             "",
-            trigger.instruction.strip(),
+            _cap_instruction(trigger.instruction.strip(), max_chars),
             "",
             "---",
             "",

@@ -100,6 +100,8 @@ def migrate(url: str, revision: str = "head") -> None:
     """Bring the database at `url` up to `revision` (blocking; run it off the loop)."""
     from alembic import command
 
+    if url.startswith("sqlite"):
+        _ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), revision)
 
 

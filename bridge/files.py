@@ -164,5 +164,7 @@ def describe_missing(missing: list[Missing]) -> str:
     if not missing:
         return ""
     lines = ["Attachments on GitHub that could not be passed on (the issue has them):"]
-    lines += [f"- {m.filename} ({m.url}): {m.reason}" for m in missing]
+    lines += [f"- {m.filename} ({m.url[:300]}): {m.reason}" for m in missing[:20]]
+    if len(missing) > 20:
+        lines.append(f"- and {len(missing) - 20} more")
     return "\n".join(lines)

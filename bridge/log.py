@@ -18,7 +18,9 @@ LOGGER = logging.getLogger("twill_bridge")
 
 def _emit(level: int, message: str, fields: dict[str, Any]) -> None:
     if LOGGER.isEnabledFor(level):
-        LOGGER.log(level, message, extra={"fields": fields})
+        # exc_info=True attaches the exception being handled, as logging does.
+        exc_info = fields.pop("exc_info", None)
+        LOGGER.log(level, message, exc_info=exc_info, extra={"fields": fields})
 
 
 def debug(message: str, **fields: Any) -> None:

@@ -20,6 +20,7 @@ from bridge.models import Dispatch
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.repo_config import CONFIG_PATH, RepoConfig, permission_reaches
 from bridge.settings import Settings
+from bridge.store import bounded_key
 from bridge.triggers import IssueSnapshot, Trigger, from_snapshot
 
 
@@ -81,7 +82,10 @@ async def prepare(
                 f"Sorry @{trigger.requester}, only people with at least `{minimum}` "
                 "permission on this repository can hand issues to Twill."
             ),
-            reply_key=f"denied:{dispatch.repository.lower()}:{dispatch.issue_number}:{trigger.requester.lower()}",
+            reply_key=bounded_key(
+                f"denied:{dispatch.repository.lower()}:{dispatch.issue_number}:"
+                f"{trigger.requester.lower()}"
+            ),
         )
 
     extras = await _extras(config, issue, github, installation)

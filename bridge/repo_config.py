@@ -18,18 +18,16 @@ and in the log; it never stops a dispatch or crashes anything.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from bridge.settings import INTENTS, PERMISSIONS
+from bridge.settings import AGENT_PATTERN, INTENTS, PERMISSIONS
 
 CONFIG_PATH = ".github/twill.yml"
 MAX_BYTES = 64 * 1024
-_AGENT = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._:-]+)+$")
 _KEYS = {
     "enabled",
     "labels",
@@ -112,7 +110,7 @@ def _labels(value: Any) -> dict[str, str]:
 def _agent(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _AGENT.match(value.strip()):
+    if not isinstance(value, str) or not AGENT_PATTERN.match(value.strip()):
         raise ConfigProblem("'default_agent' must look like provider/model")
     return value.strip()
 

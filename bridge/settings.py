@@ -7,7 +7,9 @@ settings object can be logged or printed without leaking anything.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import secrets as _secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 INTENTS = ("SWE", "PLAN", "ASK", "DEV_ENVIRONMENT")
 
@@ -26,6 +30,8 @@ DEFAULT_LABELS: dict[str, str] = {
 }
 
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
+# Twill's agent ids: provider/model, e.g. claude-code/sonnet, open-code/openai/gpt-5.4.
+AGENT_PATTERN = re.compile(r"^(?=.{3,200}$)[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._:-]+)+$")
 
 # Media types passed on to the agent unless BRIDGE_FILES_TYPES says otherwise.
 DEFAULT_FILE_TYPES = (
@@ -183,9 +189,17 @@ class _Reader:
 
     def url(self, name: str, default: str) -> str:
         value = self.text(name) or default
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (raises ValueError for a port out of range)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            # The value is not echoed: a key pasted into the wrong setting must
+            # not end up in a terminal or a log.
+            self.problems.append(
+                f"{name} must be an http(s) URL such as https://host/path"
+            )
             return default
         return value.rstrip("/")
 
@@ -200,17 +214,21 @@ class _Reader:
             return default
         return tuple(w.strip().lower() for w in value.split(",") if w.strip())
 
-    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+    def integer(
+        self, name: str, default: int, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         value = self.text(name)
         if value is None:
             return default
-        try:
-            number = int(value)
-        except ValueError:
-            self.problems.append(f"{name} must be a whole number, got {value!r}")
+        if not (value.isascii() and value.lstrip("-").isdigit()):
+            self.problems.append(f"{name} must be a whole number, got {value[:20]!r}")
             return default
-        if number < minimum:
-            self.problems.append(f"{name} must be at least {minimum}, got {number}")
+        number = int(value)
+        if number < minimum or (maximum is not None and number > maximum):
+            top = f" and at most {maximum}" if maximum is not None else ""
+            self.problems.append(
+                f"{name} must be at least {minimum}{top}, got {number}"
+            )
             return default
         return number
 
@@ -221,7 +239,9 @@ class _Reader:
         try:
             number = float(value)
         except ValueError:
-            self.problems.append(f"{name} must be a number, got {value!r}")
+            number = math.nan
+        if not math.isfinite(number):
+            self.problems.append(f"{name} must be a number, got {value[:20]!r}")
             return default
         if number < minimum:
             self.problems.append(f"{name} must be at least {minimum:g}, got {number:g}")
@@ -251,8 +271,8 @@ class _Reader:
         value = self.text("GITHUB_APP_ID")
         if value is None:
             return None
-        if not value.isdigit():
-            self.problems.append(f"GITHUB_APP_ID must be numeric, got {value!r}")
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
+            self.problems.append(f"GITHUB_APP_ID must be numeric, got {value[:20]!r}")
             return None
         return int(value)
 
@@ -267,11 +287,18 @@ class _Reader:
         if path:
             try:
                 inline = Path(path).expanduser().read_text().strip()
-            except (OSError, UnicodeDecodeError) as error:
+            except (OSError, UnicodeDecodeError, ValueError) as error:
                 reason = getattr(error, "strerror", None) or "not a text file"
-                self.problems.append(
-                    f"GITHUB_APP_PRIVATE_KEY_PATH {path!r} cannot be read: {reason}"
-                )
+                if "\n" in path or "PRIVATE KEY" in path or len(path) > 300:
+                    # The key itself, pasted in the wrong setting: never echo it.
+                    self.problems.append(
+                        "GITHUB_APP_PRIVATE_KEY_PATH holds what looks like a key, not "
+                        "a path; put the key in GITHUB_APP_PRIVATE_KEY instead"
+                    )
+                else:
+                    self.problems.append(
+                        f"GITHUB_APP_PRIVATE_KEY_PATH {path!r} cannot be read: {reason}"
+                    )
                 return None
         if not inline:
             return None
@@ -279,7 +306,10 @@ class _Reader:
         pem = inline.replace("\\n", "\n")
         if not _is_private_key(pem):
             source = "GITHUB_APP_PRIVATE_KEY_PATH" if path else "GITHUB_APP_PRIVATE_KEY"
-            self.problems.append(f"{source} does not hold a readable PEM private key")
+            self.problems.append(
+                f"{source} does not hold a readable PEM RSA private key "
+                "(GitHub Apps sign with RSA)"
+            )
             return None
         return Secret(pem)
 
@@ -318,17 +348,29 @@ class _Reader:
         ):
             if value.startswith(prefix):
                 value = replacement + value[len(prefix) :]
+        fallback = f"sqlite+aiosqlite:///{data_dir / 'twill-bridge.db'}"
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             self.problems.append(
                 "DATABASE_URL must be a postgresql:// or sqlite:/// URL"
             )
-            return f"sqlite+aiosqlite:///{data_dir / 'twill-bridge.db'}"
+            return fallback
+        try:
+            make_url(value).port  # noqa: B018 (a bad port fails here, not at connect)
+        except (ValueError, ArgumentError):
+            # Not echoed: the URL may hold a password.
+            self.problems.append("DATABASE_URL is not a valid URL (check its port)")
+            return fallback
         return value
 
     def settings(self) -> Settings:
         data_dir = Path(self.text("BRIDGE_DATA_DIR") or ".")
         twill_key = self.text("TWILL_API_KEY")
         agent = self.text("BRIDGE_DEFAULT_AGENT")
+        if agent is not None and not AGENT_PATTERN.match(agent):
+            self.problems.append(
+                "BRIDGE_DEFAULT_AGENT must look like provider/model, at most 200 characters"
+            )
+            agent = None
         settings = Settings(
             twill_api_key=Secret(twill_key) if twill_key else None,
             twill_api_url=self.url("TWILL_API_URL", "https://twill.ai/api/v1"),
@@ -340,7 +382,7 @@ class _Reader:
             database_url=self.database_url(data_dir),
             data_dir=data_dir,
             host=self.text("BRIDGE_HOST") or "127.0.0.1",
-            port=self.integer("BRIDGE_PORT", 8000, minimum=1),
+            port=self.integer("BRIDGE_PORT", 8000, minimum=1, maximum=65535),
             labels=self.labels(),
             default_agent=agent,
             allowed_bots=frozenset(
@@ -399,13 +441,14 @@ class _Reader:
 
 
 def _is_private_key(pem: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
-        load_pem_private_key(pem.encode(), password=None)
+        key = load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):
         return False
-    return True
+    return isinstance(key, RSAPrivateKey)
 
 
 def ensure_webhook_secret(settings: Settings) -> tuple[Settings, Path | None]:
@@ -418,9 +461,10 @@ def ensure_webhook_secret(settings: Settings) -> tuple[Settings, Path | None]:
     if settings.webhook_secrets:
         return settings, None
     path = settings.data_dir / "webhook-secret"
-    if path.is_file():
-        value = path.read_text().strip()
-    else:
+    value = path.read_text().strip() if path.is_file() else ""
+    if len(value) < 16:
+        # Missing, emptied or cut short: a short key would let anyone sign.
+        path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         value = _secrets.token_hex(32)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -43,7 +43,8 @@ def verify(
     Every secret is compared, in constant time, so that the time taken does not
     tell which one (or whether any) matched.
     """
-    keys = [secret.encode() for secret in secrets]
+    # An empty key would let anyone sign; it counts as no key at all.
+    keys = [secret.encode() for secret in secrets if secret]
     if not keys:
         raise SignatureError("no webhook secret is configured")
     if sha256_header is not None:

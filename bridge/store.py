@@ -7,6 +7,7 @@ on the same delivery or trigger cannot both win.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,13 @@ def _insert(session: AsyncSession, model: type[Base]) -> Any:
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(model)
+
+
+def bounded_key(key: str, limit: int = 300) -> str:
+    """`key`, or a prefix and a hash of it when it is longer than its column."""
+    if len(key) <= limit:
+        return key
+    return f"{key[:200]}#{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 async def insert_ignoring_conflict(
@@ -114,7 +122,7 @@ async def record_delivery(
     if dispatch is not None:
         result = await _queue_dispatch(session, dispatch, reason, now)
     elif reply is not None:
-        await insert_ignoring_conflict(
+        reply_id = await insert_ignoring_conflict(
             session,
             Reply,
             "key",
@@ -126,6 +134,8 @@ async def record_delivery(
                 "next_attempt_at": now,
             },
         )
+        if reply_id is None:
+            result = Recorded("duplicate", "this was answered already")
     if result != Recorded(outcome, reason):
         await session.execute(
             update(Delivery)

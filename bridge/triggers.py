@@ -6,6 +6,7 @@ so every rule is a row in tests/unit/test_triggers.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -169,7 +170,7 @@ def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> D
     if _is_bot(payload, rules):
         return ignore(f"{sender} is a bot")
     comment = payload.get("comment")
-    if not isinstance(comment, Mapping) or not isinstance(comment.get("id"), int):
+    if not isinstance(comment, Mapping) or not fits(comment.get("id"), 63):
         return ignore("the payload has no comment")
     body = comment.get("body") if isinstance(comment.get("body"), str) else ""
     command = find_command(body, rules.keyword)
@@ -238,6 +239,18 @@ def _edit_stamp(payload: Mapping[str, Any]) -> str:
     return str(comment.get("updated_at") if isinstance(comment, Mapping) else "")
 
 
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>!#|~])")
+
+
+def inert(text: str) -> str:
+    """`text` as plain words: no Markdown, links, images, HTML or @mentions.
+
+    The usage reply echoes what someone typed; echoed as is, it could ping a
+    team or show a tracking image in the bridge's name.
+    """
+    return _MARKDOWN.sub(r"\\\1", " ".join(text.split())).replace("@", "@\u200b")
+
+
 def usage_reply(rules: Rules, problem: str | None = None) -> str:
     """The usage text, written so that no line of it can trigger anything.
 
@@ -250,7 +263,7 @@ def usage_reply(rules: Rules, problem: str | None = None) -> str:
     )
     lines = []
     if problem:
-        lines += [f"Sorry, I did not act on that: {problem}", ""]
+        lines += [f"Sorry, I did not act on that: {inert(problem)}", ""]
     lines += [
         "**How to hand this issue to Twill**",
         "",
@@ -273,9 +286,10 @@ def _snapshot(payload: Mapping[str, Any]) -> IssueSnapshot | None:
     number = issue.get("number")
     full_name = repo.get("full_name")
     if (
-        not isinstance(number, int)
+        not fits(number, 31)
         or not isinstance(full_name, str)
         or "/" not in full_name
+        or len(full_name) > 200
     ):
         return None
     user = issue.get("user") if isinstance(issue.get("user"), Mapping) else {}
@@ -284,7 +298,7 @@ def _snapshot(payload: Mapping[str, Any]) -> IssueSnapshot | None:
         for label in issue.get("labels") or ()
         if isinstance(label, Mapping) and label.get("name")
     )
-    repo_id = repo.get("id")
+    repo_id = repo.get("id") if fits(repo.get("id"), 63) else None
     return IssueSnapshot(
         repository=full_name,
         repository_id=repo_id if isinstance(repo_id, int) else None,
@@ -300,6 +314,13 @@ def _snapshot(payload: Mapping[str, Any]) -> IssueSnapshot | None:
     )
 
 
+def fits(value: object, bits: int) -> bool:
+    """Whether `value` is a positive whole number below 2**bits (a column's range)."""
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**bits
+    )
+
+
 def _repo_key(issue: IssueSnapshot) -> str:
     # The id survives renames and transfers; the name is the fallback.
     return (
@@ -311,8 +332,10 @@ def _repo_key(issue: IssueSnapshot) -> str:
 
 def _sender(payload: Mapping[str, Any]) -> str | None:
     sender = payload.get("sender")
-    if isinstance(sender, Mapping) and isinstance(sender.get("login"), str):
-        return sender["login"]
+    login = sender.get("login") if isinstance(sender, Mapping) else None
+    # GitHub logins are at most 39 characters; anything longer is not GitHub's.
+    if isinstance(login, str) and 0 < len(login) <= 100:
+        return login
     return None
 
 
@@ -327,7 +350,19 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _pull_request_labeled(
+    action: str, payload: Mapping[str, Any], rules: Rules
+) -> Decision:
+    """Labels on pull requests arrive as `pull_request` events, not `issues` ones."""
+    pull = payload.get("pull_request")
+    if not isinstance(pull, Mapping):
+        return ignore("the payload has no pull request")
+    as_issue = {**pull, "pull_request": {"html_url": pull.get("html_url")}}
+    return _issue_labeled(action, {**payload, "issue": as_issue}, rules)
+
+
 _HANDLERS = {
     "issues": _issue_labeled,
+    "pull_request": _pull_request_labeled,
     "issue_comment": _comment_created,
 }

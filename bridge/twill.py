@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 
 USER_AGENT = "twill-github-bridge"
+# A Retry-After beyond a day is a peer's mistake; waiting a day is bound enough.
+MAX_RETRY_AFTER = 86_400.0
 
 
 class TwillError(Exception):
@@ -163,14 +165,14 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return min(max(0.0, when.timestamp() - current), MAX_RETRY_AFTER)
 
 
 def _created(response: httpx.Response) -> CreatedTask:
@@ -197,8 +199,12 @@ def _created(response: httpx.Response) -> CreatedTask:
 def _error_message(response: httpx.Response) -> str:
     """Twill's `error.message` plus field messages, without echoing anything else."""
     try:
-        error = response.json().get("error") or {}
+        body = response.json()
     except ValueError:
+        return f"HTTP {response.status_code}"
+    # Proxies and old versions answer other shapes: a string, a list, null.
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
         return f"HTTP {response.status_code}"
     message = str(error.get("message") or f"HTTP {response.status_code}")[:300]
     details = error.get("details")

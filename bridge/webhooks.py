@@ -21,8 +21,8 @@ from bridge import log
 from bridge.attachments import find_attachments
 from bridge.compose import create_task_request
 from bridge.signature import SignatureError, verify
-from bridge.store import DeliveryMeta, record_delivery
-from bridge.triggers import Decision, Rules, decide, to_snapshot
+from bridge.store import DeliveryMeta, bounded_key, record_delivery
+from bridge.triggers import Decision, Rules, decide, fits, to_snapshot
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
 
@@ -198,9 +198,9 @@ def _meta(
         delivery_id=delivery_id,
         event=event[:64],
         action=action[:64] if isinstance(action, str) else None,
-        installation_id=installation if isinstance(installation, int) else None,
+        installation_id=installation if fits(installation, 63) else None,
         repository=repo[:200] if isinstance(repo, str) else None,
-        issue_number=number if isinstance(number, int) else None,
+        issue_number=number if fits(number, 31) else None,
         sender=sender[:100] if isinstance(sender, str) else None,
         body_bytes=size,
     )
@@ -221,7 +221,7 @@ def _work_for(
             issue, trigger, attachments, settings.command_max_chars
         )
         return {
-            "trigger_key": trigger.key,
+            "trigger_key": bounded_key(trigger.key),
             "delivery_id": meta.delivery_id,
             "installation_id": meta.installation_id,
             "repository": issue.repository,
@@ -252,7 +252,7 @@ def _work_for(
         and decision.reply_key
     ):
         return None, {
-            "key": decision.reply_key,
+            "key": bounded_key(decision.reply_key),
             "installation_id": meta.installation_id,
             "repository": issue.repository,
             "issue_number": issue.number,

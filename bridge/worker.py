@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge import log
 from bridge.budget import RateBudget
-from bridge.github import GitHubClient, GitHubError
+from bridge.github import GitHubClient, GitHubError, GitHubNotFound
 from bridge.handover import Handover
 from bridge.models import Delivery, Dispatch, Reply, StoredFile, utcnow
 from bridge.prepare import Prepared, prepare
@@ -633,10 +633,20 @@ class Worker:
         )
         body = tracking_comment(_view(dispatch))
         if dispatch.comment_id is not None:
-            await self.github.update_comment(
-                installation, dispatch.repository, dispatch.comment_id, body
-            )
-            return dispatch.comment_id, installation
+            try:
+                await self.github.update_comment(
+                    installation, dispatch.repository, dispatch.comment_id, body
+                )
+                return dispatch.comment_id, installation
+            except GitHubNotFound:
+                # Someone deleted it; the issue still deserves the news.
+                log.info(
+                    "tracking comment gone; posting a new one", dispatch_id=dispatch.id
+                )
+                comment_id = await self.github.create_comment(
+                    installation, dispatch.repository, dispatch.issue_number, body
+                )
+                return comment_id, installation
         if dispatch.report_attempts > 1:
             # An earlier attempt may have posted before its answer was lost.
             found = await self.github.find_comment(

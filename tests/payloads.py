@@ -164,3 +164,17 @@ def with_changes(payload: dict[str, Any], old_body: str) -> dict[str, Any]:
     edited["action"] = "edited"
     edited["changes"] = {"body": {"from": old_body}}
     return edited
+
+
+def pull_request_labeled(
+    label_name: str = "twill", number: int = 21, sender: str = "maintainer"
+) -> dict[str, Any]:
+    data = _envelope("labeled", sender, "User", INSTALLATION, REPO, False)
+    pr = issue(number=number, title="Handle empty input", labels=[label_name])
+    pr.pop("pull_request", None)
+    pr["html_url"] = f"https://github.com/{REPO}/pull/{number}"
+    pr["base"] = {"ref": "main"}
+    pr["head"] = {"ref": "fix/empty"}
+    data["pull_request"] = pr
+    data["label"] = label(label_name)
+    return data

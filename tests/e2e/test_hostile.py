@@ -193,3 +193,42 @@ async def test_label_names_in_other_cases_or_with_spaces(
 ) -> None:
     answer = await bridge.deliver("issues", payloads.issues_labeled(name))
     assert answer.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [
+        (
+            "issue_comment",
+            payloads.comment_created("/twill plan --agent claude-code/" + "x" * 250),
+        ),
+        ("issues", replaced(["sender", "login"], "x" * 150)),
+        ("issues", replaced(["repository", "full_name"], "o/" + "r" * 300)),
+        ("issues", replaced(["issue", "updated_at"], "9" * 400)),
+        ("issues", replaced(["issue", "number"], 2**40)),
+        ("issues", replaced(["installation", "id"], 2**70)),
+        ("issues", replaced(["repository", "id"], 2**70)),
+        (
+            "issue_comment",
+            replaced(["issue", "number"], 12)
+            | {"action": "created", "comment": {"id": 2**70, "body": "/twill"}},
+        ),
+    ],
+    ids=[
+        "agent-too-long",
+        "login-too-long",
+        "repo-name-too-long",
+        "stamp-too-long",
+        "issue-number-too-big",
+        "installation-too-big",
+        "repo-id-too-big",
+        "comment-id-too-big",
+    ],
+)
+async def test_values_too_big_for_their_columns_never_give_a_500(
+    bridge: Harness, event: str, payload: Any
+) -> None:
+    answer = await bridge.deliver(event, payload)
+    assert answer.status_code in (200, 202), answer.text
+    assert len(await bridge.deliveries()) == 1
+    await bridge.drain()

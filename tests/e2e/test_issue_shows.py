@@ -164,3 +164,76 @@ async def test_comments_stay_under_githubs_limit(bridge: Harness) -> None:
     await bridge.drain()
     for posted in bridge.github.issue_comments(payloads.REPO, 12):
         assert len(posted["body"]) <= 65_536
+
+
+async def test_a_label_on_a_pull_request_triggers(bridge: Harness) -> None:
+    bridge.github.pulls[(payloads.REPO, 21)] = {
+        "number": 21,
+        "html_url": "https://github.com/octo-org/widgets/pull/21",
+        "base": {"ref": "main"},
+        "head": {"ref": "fix/empty"},
+    }
+    answer = await bridge.deliver(
+        "pull_request", payloads.pull_request_labeled("twill-plan")
+    )
+    assert answer.status_code == 202
+    assert (
+        await bridge.deliver(
+            "pull_request", {**payloads.pull_request_labeled(), "action": "opened"}
+        )
+    ).json()["outcome"] == "ignored"
+    await bridge.drain()
+    [request] = bridge.twill.requests
+    assert request["userIntent"] == "PLAN"
+    assert (
+        "Pull request: #21" in request["command"]
+        and "Head branch: fix/empty" in request["command"]
+    )
+    [comment] = bridge.github.issue_comments(payloads.REPO, 21)
+    assert "Twill task created" in comment["body"]
+
+
+async def test_deleting_the_tracking_comment_does_not_silence_the_issue(
+    bridge: Harness,
+) -> None:
+    from bridge.admin_ops import requeue
+
+    bridge.twill.fail(Fault(status=500))
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    [first] = bridge.github.issue_comments(payloads.REPO, 12)
+    del bridge.github.comments[first["id"]]
+    await requeue(bridge.sessions, 1, "alice")
+    await bridge.drain()
+    [again] = bridge.github.issue_comments(payloads.REPO, 12)
+    assert "Twill task created" in again["body"]
+
+
+async def test_echoed_text_in_a_usage_reply_pings_no_one_and_shows_nothing(
+    bridge: Harness,
+) -> None:
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill @octo-org/security")
+    )
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created(
+            "/twill ![x](https://evil.example/p.png)", comment_id=556
+        ),
+    )
+    await bridge.drain()
+    bodies = [c["body"] for c in bridge.github.issue_comments(payloads.REPO, 12)]
+    assert len(bodies) == 2
+    assert all("@octo-org" not in b and "![x]" not in b for b in bodies)
+
+
+async def test_the_same_usage_reply_under_a_second_delivery_id_is_a_duplicate(
+    bridge: Harness,
+) -> None:
+    payload = payloads.comment_created("/twill plna")
+    first = await bridge.deliver("issue_comment", payload)
+    second = await bridge.deliver("issue_comment", payload)
+    assert (first.json()["outcome"], second.json()["outcome"]) == (
+        "replied",
+        "duplicate",
+    )

@@ -168,3 +168,32 @@ async def test_retries_are_bounded_by_age_too(make_harness) -> None:  # type: ig
     [dispatch] = await harness.dispatches()
     assert (dispatch.status, dispatch.attempts) == ("failed", 2)
     assert "gave up after 2 attempts" in (dispatch.last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (502, b'{"error":"Bad gateway"}', "queued"),
+        (401, b'["nope"]', "failed"),
+        (400, b"null", "failed"),
+        (503, b"<html>busy</html>", "queued"),
+    ],
+    ids=["502-error-is-a-string", "401-body-is-a-list", "400-null", "503-html"],
+)
+async def test_odd_error_bodies_never_crash_the_worker(
+    bridge: Harness, status: int, body: bytes, expected: str
+) -> None:
+    bridge.twill.fail(Fault(status=status, body=body))
+    await labeled(bridge)
+    await bridge.drain()
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.status == expected
+
+
+async def test_an_absurd_retry_after_is_bounded(bridge: Harness) -> None:
+    bridge.twill.fail(Fault(status=429, retry_after="99999999999999"))
+    await labeled(bridge)
+    await bridge.drain()
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.status == "queued"
+    assert dispatch.next_attempt_at - utcnow() <= timedelta(days=1)

@@ -197,7 +197,6 @@ NO_COMMAND_CASES = [
     ("inline code alone", "`/twill plan`"),
     ("inline code in a sentence", "Use `/twill plan` to plan"),
     ("glued word", "/twillplan"),
-    ("glued dash", "/twill-plan"),
     ("part of a path", "foo/twill plan"),
     ("part of a url", "https://x.y/twill plan"),
     ("not at the start", "please /twill plan"),
@@ -288,3 +287,46 @@ def test_hostile_body_is_linear(body: str) -> None:
     started = time.perf_counter()
     find_command(body)
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("/twill-plan", "Write '/twill plan' with a space, not '/twill-plan'."),
+        ("/TWILL-ask why", "Write '/twill ask' with a space, not '/twill-ask'."),
+    ],
+    ids=["label-name-as-command", "label-name-upper"],
+)
+def test_the_label_name_typed_as_a_command_gets_a_hint(body: str, problem: str) -> None:
+    command = find_command(body)
+    assert (
+        command is not None and command.kind == "invalid" and command.problem == problem
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<pre>\n/twill plan\n</pre>",
+        "<code>\n/twill\n</code>",
+        "<PRE class='x'>\n\n/twill ask\n</PRE>",
+    ],
+    ids=["pre", "code", "pre-upper-with-attributes"],
+)
+def test_html_code_blocks_never_trigger(body: str) -> None:
+    assert find_command(body) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "intent"),
+    [
+        ("• /twill plan", "PLAN"),
+        ("\ufeff/twill ask x", "ASK"),
+        ("\u200b/twill", "SWE"),
+        ("<pre>x</pre>\n/twill plan", "PLAN"),
+    ],
+    ids=["bullet-dot", "bom", "zero-width-space", "after-a-closed-pre"],
+)
+def test_commands_users_type_that_used_to_fail_silently(body: str, intent: str) -> None:
+    command = find_command(body)
+    assert command is not None and command.kind == "run" and command.intent == intent

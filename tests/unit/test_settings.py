@@ -137,3 +137,83 @@ def test_missing_webhook_secret_is_generated_once_and_kept_private(
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert first.webhook_secrets == again.webhook_secrets
     assert len(first.webhook_secrets[0].reveal()) == 64
+
+
+def test_an_emptied_secret_file_is_replaced_never_trusted(tmp_path: Path) -> None:
+    (tmp_path / "webhook-secret").write_text("\n")
+    settings, _ = ensure_webhook_secret(load(BRIDGE_DATA_DIR=str(tmp_path)))
+    assert len(settings.webhook_secrets[0].reveal()) == 64
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"GITHUB_APP_ID": "²"}, "GITHUB_APP_ID must be numeric"),
+        ({"GITHUB_APP_ID": "0"}, "GITHUB_APP_ID must be numeric"),
+        ({"TWILL_API_URL": "http://[::1"}, "TWILL_API_URL must be an http(s) URL"),
+        (
+            {"TWILL_API_URL": "http://twill.test:99999/api"},
+            "TWILL_API_URL must be an http(s) URL",
+        ),
+        ({"BRIDGE_PORT": "99999"}, "at most 65535"),
+        ({"BRIDGE_SHUTDOWN_GRACE_SECONDS": "inf"}, "must be a number"),
+        ({"BRIDGE_LEASE_SECONDS": "nan"}, "must be a number"),
+        (
+            {"DATABASE_URL": "postgresql://u@h:notaport/db"},
+            "DATABASE_URL is not a valid URL",
+        ),
+        (
+            {"BRIDGE_DEFAULT_AGENT": "sonnet"},
+            "BRIDGE_DEFAULT_AGENT must look like provider/model",
+        ),
+        (
+            {"BRIDGE_DEFAULT_AGENT": "a/" + "b" * 250},
+            "BRIDGE_DEFAULT_AGENT must look like provider/model",
+        ),
+    ],
+    ids=[
+        "superscript-digit",
+        "zero",
+        "bad-ipv6",
+        "port-out-of-range",
+        "port-too-big",
+        "inf",
+        "nan",
+        "db-port",
+        "agent-shape",
+        "agent-length",
+    ],
+)
+def test_edge_values_are_one_clear_sentence(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load(**env)
+    assert [p for p in caught.value.problems if problem in p]
+
+
+def test_errors_never_echo_a_key_put_in_the_wrong_setting(
+    app_keys: tuple[str, str],
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load(
+            GITHUB_APP_PRIVATE_KEY_PATH=app_keys[0],
+            TWILL_API_URL="tw_live_0123456789abcdef",
+        )
+    text = " ".join(caught.value.problems)
+    assert "PRIVATE KEY" not in text and "tw_live_0123456789abcdef" not in text
+
+
+def test_an_ec_key_is_refused_since_github_signs_with_rsa() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    with pytest.raises(SettingsError, match="RSA"):
+        load(GITHUB_APP_PRIVATE_KEY=pem)
