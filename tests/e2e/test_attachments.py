@@ -309,3 +309,24 @@ async def test_links_in_code_and_other_hosts_are_not_attachments(
     await bridge.drain()
     [part] = bridge.twill.requests[0]["files"]
     assert part["url"].endswith("22222222-2222-4222-8222-222222222222")
+
+
+async def test_a_streamed_download_is_cut_off_at_the_cap(make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness: Harness = await make_harness(public_url=PUBLIC_URL, files_max_bytes=4096)
+    harness.github.rendered[(payloads.REPO, 12)] = rendered(signed(UUID_A))
+    harness.assets.objects[storage_key(signed(UUID_A))] = (b"z" * 100_000, "image/png")
+    harness.assets.streamed.add(storage_key(signed(UUID_A)))
+    await private_issue(
+        harness, f"![big](https://github.com/user-attachments/assets/{UUID_A})"
+    )
+    assert "over the 4,096-byte limit" in harness.twill.requests[0]["command"]
+
+
+async def test_enterprise_hosts_are_recognised(make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness: Harness = await make_harness(github_web_url="https://ghe.example.com")
+    body = f"![s](https://ghe.example.com/user-attachments/assets/{UUID_A}) ![no](https://github.com/user-attachments/assets/{UUID_B})"
+    await harness.deliver("issues", payloads.issues_labeled("twill", body=body))
+    await harness.drain()
+    assert [p["url"] for p in harness.twill.requests[0]["files"]] == [
+        f"https://ghe.example.com/user-attachments/assets/{UUID_A}"
+    ]

@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
 PUBLIC_IPS = {
     "github.com": ["140.82.112.3"],
@@ -28,6 +33,7 @@ class FakeAssets:
     objects: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
     expired_jwts: set[str] = field(default_factory=set)
+    streamed: set[str] = field(default_factory=set)  # served chunked, no Content-Length
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     addresses: dict[str, list[str]] = field(default_factory=lambda: dict(PUBLIC_IPS))
 
@@ -58,4 +64,11 @@ class FakeAssets:
                 media_type="application/xml",
             )
         content, media_type = found
+        if url in self.streamed:
+
+            async def chunks():  # type: ignore[no-untyped-def]
+                for start in range(0, len(content), 1024):
+                    yield content[start : start + 1024]
+
+            return StreamingResponse(chunks(), media_type=media_type)
         return Response(content, media_type=media_type)
