@@ -330,3 +330,44 @@ async def test_enterprise_hosts_are_recognised(make_harness) -> None:  # type: i
     assert [p["url"] for p in harness.twill.requests[0]["files"]] == [
         f"https://ghe.example.com/user-attachments/assets/{UUID_A}"
     ]
+
+
+async def test_bytes_can_live_in_a_folder_and_leave_with_retention(
+    make_harness, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from bridge.models import StoredFile, utcnow
+
+    folder = tmp_path / "files"
+    harness: Harness = await make_harness(public_url=PUBLIC_URL, files_dir=folder)
+    harness.github.rendered[(payloads.REPO, 12)] = rendered(signed(UUID_A))
+    harness.assets.objects[storage_key(signed(UUID_A))] = (PNG, "image/png")
+    await private_issue(
+        harness, f"![a](https://github.com/user-attachments/assets/{UUID_A})"
+    )
+    [stored] = list(folder.iterdir())
+    assert stored.read_bytes() == PNG
+    url = harness.twill.requests[0]["files"][0]["url"].removeprefix(PUBLIC_URL)
+    assert (await harness.client.get(url)).content == PNG
+    async with harness.sessions() as session:
+        await session.execute(update(StoredFile).values(expires_at=utcnow()))
+        await session.commit()
+    assert await harness.worker.sweep_files() == 1
+    assert list(folder.iterdir()) == []
+
+
+async def test_a_download_that_times_out_is_listed_and_the_task_goes(
+    private: Harness,
+) -> None:
+    private.github.rendered[(payloads.REPO, 12)] = rendered(signed(UUID_A))
+    private.assets.objects[storage_key(signed(UUID_A))] = (PNG, "image/png")
+    private.assets_transport.fail_next("read_timeout")
+    await private_issue(
+        private, f"![slow](https://github.com/user-attachments/assets/{UUID_A})"
+    )
+    [request] = private.twill.requests
+    assert (
+        "slow.png" in request["command"]
+        and "the download failed (ReadTimeout)" in request["command"]
+    )
