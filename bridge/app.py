@@ -73,7 +73,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         )
         state.counters = Counter()
         state.worker = None
-        twill, github = _clients(settings, peers)
+        twill, github = _clients(settings, peers, write_pacer(settings, state.sessions))
         state.twill, state.github = twill, github
         state.configs = ConfigCache(github) if github else None
         permissions = PermissionCache(github) if github else None
@@ -210,8 +210,28 @@ def _configured_hosts(settings: Settings) -> set[str]:
     return {host for host in hosts if host}
 
 
+def write_pacer(settings: Settings, sessions: Any) -> Any:
+    """Spacing of writes per installation across replicas, through the database."""
+    interval = settings.github_write_interval_seconds
+    if interval <= 0:
+        return None
+
+    async def pace(installation_id: int) -> None:
+        budget = RateBudget(
+            sessions,
+            per_minute=max(1, round(60 / interval)),
+            per_hour=10**9,
+            key=f"github-writes:{installation_id}",
+        )
+        slot = await budget.reserve()
+        if slot.wait > 0:
+            await asyncio.sleep(slot.wait)
+
+    return pace
+
+
 def _clients(
-    settings: Settings, peers: Peers
+    settings: Settings, peers: Peers, pace: Any = None
 ) -> tuple[TwillClient | None, GitHubClient | None]:
     if settings.dry_run:
         return None, None
@@ -232,6 +252,7 @@ def _clients(
         settings.github_private_key.reveal(),
         transport=peers.github_transport,
         write_interval=settings.github_write_interval_seconds,
+        pace=pace,
     )
     return twill, github
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,6 +100,7 @@ class GitHubClient:
         write_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         timeout: float = 15.0,
+        pace: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=api_url.rstrip("/") + "/",
@@ -119,6 +120,8 @@ class GitHubClient:
         self._write_locks: dict[int, asyncio.Lock] = {}
         self._last_write: dict[int, float] = {}
         self._write_interval = write_interval
+        # Waits for this installation's next write slot across all replicas.
+        self._pace = pace
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -301,6 +304,10 @@ class GitHubClient:
             )
             if wait > 0:
                 await asyncio.sleep(wait)
+            if self._pace is not None:
+                # Token first: its own request must not eat into the slot.
+                await self.installation_token(installation_id)
+                await self._pace(installation_id)
             try:
                 return await self._as_installation(
                     installation_id, method, path, json=body

@@ -127,3 +127,37 @@ async def test_writes_to_one_installation_are_a_second_apart(make_harness) -> No
     times = harness.github.write_times
     assert len(times) == 3
     assert all(b - a >= 0.29 for a, b in itertools.pairwise(times))
+
+
+async def test_writes_are_spaced_across_replicas_too(make_harness) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from bridge.app import write_pacer
+    from bridge.github import GitHubClient
+
+    harness = await make_harness(github_write_interval_seconds=0.3)
+    s = harness.settings
+    replicas = [
+        GitHubClient(
+            s.github_api_url,
+            s.github_app_id,
+            s.github_private_key.reveal(),
+            transport=harness.github_transport,
+            write_interval=0.3,
+            pace=write_pacer(s, harness.sessions),
+        )
+        for _ in range(2)
+    ]
+    await asyncio.gather(
+        *[
+            c.create_comment(payloads.INSTALLATION, payloads.REPO, 12, f"hello {n}")
+            for n in range(3)
+            for c in replicas
+        ]
+    )
+    for client in replicas:
+        await client.aclose()
+    times = sorted(harness.github.write_times)
+    assert len(times) == 6
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.25, gaps
