@@ -138,6 +138,7 @@ class Worker:
         did = False
         if self.twill is not None and self.github is not None:
             did |= await self.prepare_one()
+        if self.twill is not None:
             did |= await self.dispatch_one()
         if self.github is not None:
             did |= await self.report_one()
