@@ -1,19 +1,22 @@
-"""The dispatch worker: takes queued dispatches to Twill and reports back on GitHub.
+"""The dispatch worker: checks, sends to Twill, and reports back on GitHub.
 
 Each dispatch moves through the states below; every move is one conditional
 UPDATE (so two workers can never both make it) plus a timeline entry.
 
-    queued ──claim (lease)──▶ sending ──▶ created ──report──▶ reported
-       ▲                        │ │ │
-       └── 429 / 502-504 / no ──┘ │ └──▶ uncertain  (may have reached Twill)
-           connection, with       └────▶ failed     (refused, or retries ran out)
-           backoff
+    queued ──checks (bridge/prepare.py)──▶ denied | skipped | dropped
+       │
+       └─claim (lease)──▶ sending ──▶ created ──report──▶ reported
+       ▲                    │ │ │
+       └─ 429 / 502-504 / ──┘ │ └──▶ uncertain  (may have reached Twill)
+          no connection,      └────▶ failed     (refused, or retries ran out)
+          with backoff
 
 A claimed dispatch whose worker dies before `sending` is taken over when the
 lease runs out; one that dies while `sending` becomes `uncertain`, because
 Twill has no idempotency key and a second request could start a second task.
 Reporting is its own step with its own retries, so a GitHub failure never
-sends anything to Twill again.
+sends anything to Twill again. The same loop posts replies (usage, refusals)
+and forgets attachments past their retention.
 """
 
 from __future__ import annotations
