@@ -47,6 +47,18 @@ def _database_step(settings: Settings, what: str, work: Any) -> Any:
     """Run `work()`, turning database failures into one clear sentence."""
     from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+    sqlite_file = _sqlite_path(settings.database_url)
+    if (
+        what != "migrate the database"
+        and sqlite_file
+        and not Path(sqlite_file).exists()
+    ):
+        # Connecting would create an empty file; say where the database is not.
+        raise DatabaseUnusable(
+            f"cannot {what}: there is no database at {sqlite_file}; "
+            "run `twill-bridge migrate` (or set DATABASE_URL)"
+        )
+
     try:
         return work()
     except (OperationalError, ProgrammingError) as error:
@@ -240,6 +252,13 @@ def _dispatches_retry(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"dispatch {args.id} is queued again")
     return 0
+
+
+def _sqlite_path(url: str) -> str | None:
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[-1].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
 
 
 def _safe_url(url: str) -> str:

@@ -102,3 +102,24 @@ def test_dispatches_retry_refuses_unknown_ids(tmp_path: Path) -> None:
     assert result.returncode == 1 and "there is no dispatch 99" in result.stderr
     listing = run("dispatches", "list", cwd=tmp_path)
     assert listing.returncode == 0 and listing.stdout == ""
+
+
+def test_reading_where_there_is_no_database_says_so_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    result = run("dispatches", "list", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "there is no database at twill-bridge.db" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    result = run(
+        "migrate",
+        cwd=tmp_path,
+        env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("twill-bridge: cannot migrate the database at")
+    assert "Traceback" not in result.stderr
