@@ -44,6 +44,9 @@ async def requeue(session_factory: object, dispatch_id: int, by: str) -> None:
                 lease_owner=None,
                 lease_expires_at=None,
                 dry_run=False,
+                # The checks run again: permission may have changed, and the
+                # attachment links handed to Twill may have expired.
+                prepared=Dispatch.snapshot.is_(None),
             )
         )
         if moved.rowcount != 1:

@@ -205,9 +205,12 @@ def _worker_pool(
 
 
 def _configured_hosts(settings: Settings) -> set[str]:
-    """The GitHub hosts the operator named; they may be private or plain http."""
+    """The GitHub hosts the operator named; they may be private or plain http.
+
+    GitHub.com's own hosts are not among them: they get the full checks.
+    """
     hosts = {httpx.URL(settings.github_api_url).host, settings.github_web_host}
-    return {host for host in hosts if host}
+    return {host for host in hosts if host} - {"github.com", "api.github.com"}
 
 
 def write_pacer(settings: Settings, sessions: Any) -> Any:

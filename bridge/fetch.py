@@ -53,8 +53,12 @@ class Fetcher:
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver = system_resolver,
         timeout: float = 20.0,
+        deadline: float = 60.0,
     ) -> None:
         self.max_bytes = max_bytes
+        # `timeout` bounds each read; `deadline` the whole download, so a
+        # storage server dripping bytes cannot hold a worker past its lease.
+        self.deadline = deadline
         # The operator's own GitHub hosts may be private (Enterprise, or tests).
         self.configured_hosts = {h.lower() for h in configured_hosts}
         self.resolver = resolver
@@ -71,6 +75,29 @@ class Fetcher:
 
     async def fetch(self, url: str) -> Fetched:
         """The file at `url`; raises FetchRefused with a reason otherwise."""
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await self._fetch(url)
+        except TimeoutError as error:
+            raise FetchRefused(
+                f"the download took over {self.deadline:.0f} s"
+            ) from error
+        except FetchRefused:
+            raise
+        except (
+            httpx.InvalidURL,
+            ValueError,
+            UnicodeError,
+            OSError,
+            ExceptionGroup,
+        ) as error:
+            # Malformed links (bad ports, control characters, broken IDNA)
+            # fail in httpx or idna; the attachment is listed, the task goes.
+            raise FetchRefused(
+                f"the link is not usable ({type(error).__name__})"
+            ) from error
+
+    async def _fetch(self, url: str) -> Fetched:
         for _ in range(MAX_REDIRECTS + 1):
             await self._check(url)
             try:

@@ -28,11 +28,10 @@ _HTML_URL = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE
 
 # Hosts GitHub serves uploads and their storage from (docs.github.com, "About
 # GitHub's IP addresses" and the attachment URLs themselves).
-GITHUB_STORAGE = (
-    "github.com",
-    "*.githubusercontent.com",
-    "github-production-user-asset-*.s3.amazonaws.com",
-    "github-production-repository-file-*.s3.amazonaws.com",
+GITHUB_STORAGE = ("github.com", "*.githubusercontent.com")
+# GitHub's own buckets only: a bare wildcard would admit buckets anyone can make.
+_GITHUB_BUCKET = re.compile(
+    r"^github-production-(?:user-asset|repository-file)-[0-9a-f]{6}\.s3\.amazonaws\.com$"
 )
 
 
@@ -51,15 +50,24 @@ def signed_urls(body_html: str | None) -> list[str]:
 
 
 def pair_signed(attachment: Attachment, candidates: Iterable[str]) -> str | None:
-    """The signed URL whose path names this attachment's asset id, if any."""
-    if not attachment.asset_id:
+    """The signed URL whose file name is this attachment's asset id, if any.
+
+    GitHub names the signed file `<number>-<asset id>.<ext>`; only that exact
+    shape counts, so a short id or a look-alike link cannot borrow another
+    image's bytes.
+    """
+    asset = (attachment.asset_id or "").lower()
+    if len(asset) < 16:
         return None
-    wanted = attachment.asset_id.lower()
+    shape = re.compile(rf"^(?:\d+-)?{re.escape(asset)}(?:\.[a-z0-9]{{1,8}})?$")
     for url in candidates:
         parts = urlsplit(url)
-        if parts.hostname != "private-user-images.githubusercontent.com":
+        if (
+            parts.hostname != "private-user-images.githubusercontent.com"
+            or "jwt=" not in parts.query
+        ):
             continue
-        if wanted in parts.path.lower() and "jwt=" in parts.query:
+        if shape.match(parts.path.rsplit("/", 1)[-1].lower()):
             return url
     return None
 
@@ -72,6 +80,8 @@ def is_uploaded_file(attachment: Attachment) -> bool:
 def host_allowed(host: str, extra_hosts: Iterable[str] = ()) -> bool:
     """Whether `host` is GitHub's own (or the configured Enterprise host)."""
     host = host.lower().rstrip(".")
+    if _GITHUB_BUCKET.match(host):
+        return True
     patterns = (*GITHUB_STORAGE, *(h.lower() for h in extra_hosts))
     return any(fnmatchcase(host, pattern) for pattern in patterns)
 
@@ -83,7 +93,13 @@ def refuse_url(url: str, configured_hosts: Iterable[str] = ()) -> str | None:
     operator configured (GITHUB_API_URL, GITHUB_WEB_URL), as tests and some
     Enterprise servers use.
     """
-    parts = urlsplit(url)
+    if any(ord(c) < 33 or ord(c) == 127 for c in url) or len(url) > 4096:
+        return "the link is malformed"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        return "the link is malformed"
     host = (parts.hostname or "").lower()
     configured = {h.lower() for h in configured_hosts}
     if not host:
@@ -132,7 +148,9 @@ def file_url_valid(
     secret: str, file_id: str, expires: str, signature: str, now: float
 ) -> bool:
     """Whether a served file's URL is genuine and not yet expired."""
-    if not expires.isdigit() or int(expires) < now:
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
+        return False
+    if int(expires) < now:
         return False
     expected = file_signature(secret, file_id, int(expires))
     return hmac.compare_digest(expected, signature)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge.attachments import Attachment
@@ -72,6 +73,7 @@ class Handover:
     ) -> Handed:
         """FileParts for `attachments`, within the caps; the rest as Missing."""
         handed = Handed()
+        await self._forget_earlier(dispatch_id)
         allowed, over = (
             attachments[: self.settings.files_max_count],
             attachments[self.settings.files_max_count :],
@@ -123,6 +125,25 @@ class Handover:
                 continue
             await self._download(attachment, signed, dispatch_id, handed)
         return handed
+
+    async def _forget_earlier(self, dispatch_id: int) -> None:
+        """Drop files an interrupted earlier check stored, so a retry cannot pile them up."""
+        async with self.sessions() as session:
+            earlier = (
+                await session.scalars(
+                    select(StoredFile.id).where(StoredFile.dispatch_id == dispatch_id)
+                )
+            ).all()
+            if earlier:
+                await session.execute(
+                    delete(StoredFile).where(StoredFile.id.in_(earlier))
+                )
+            await session.commit()
+        if self.settings.files_dir is not None:
+            for file_id in earlier:
+                await asyncio.to_thread(
+                    Path(self.settings.files_dir, file_id).unlink, missing_ok=True
+                )
 
     async def _signed_candidates(
         self, issue: IssueSnapshot, trigger: Trigger, installation: int

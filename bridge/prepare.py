@@ -19,7 +19,7 @@ from bridge.handover import Handover
 from bridge.models import Dispatch
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.repo_config import CONFIG_PATH, RepoConfig, permission_reaches
-from bridge.settings import Settings
+from bridge.settings import PERMISSIONS, Settings
 from bridge.store import bounded_key
 from bridge.triggers import IssueSnapshot, Trigger, from_snapshot
 
@@ -63,17 +63,11 @@ async def prepare(
         return Prepared(
             "skipped", f"the bridge is turned off in {config.source}/{CONFIG_PATH}"
         )
-    if trigger.intent not in config.allowed_intents:
-        allowed = ", ".join(sorted(config.allowed_intents))
-        return Prepared(
-            "skipped",
-            f"{trigger.intent} is not allowed in this repository",
-            reply=f"This repository's `{CONFIG_PATH}` does not allow `{trigger.intent}` runs (allowed: {allowed}), so I did not start one.",
-            reply_key=f"skipped:{dispatch.id}",
-        )
 
+    # Who asks comes before what they ask: a stranger gets one refusal per
+    # issue, whatever they try.
     role = await _role(dispatch, trigger, settings, github, permissions, installation)
-    minimum = config.min_permission or settings.min_permission
+    minimum = _stricter(settings.min_permission, config.min_permission)
     if role is not None and not permission_reaches(role[0], role[1], minimum):
         return Prepared(
             "denied",
@@ -85,6 +79,17 @@ async def prepare(
             reply_key=bounded_key(
                 f"denied:{dispatch.repository.lower()}:{dispatch.issue_number}:"
                 f"{trigger.requester.lower()}"
+            ),
+        )
+    if trigger.intent not in config.allowed_intents:
+        allowed = ", ".join(sorted(config.allowed_intents))
+        return Prepared(
+            "skipped",
+            f"{trigger.intent} is not allowed in this repository",
+            reply=f"This repository's `{CONFIG_PATH}` does not allow `{trigger.intent}` runs (allowed: {allowed}), so I did not start one.",
+            reply_key=bounded_key(
+                f"skipped:{dispatch.repository.lower()}:{dispatch.issue_number}:"
+                f"{trigger.requester.lower()}:{trigger.intent}"
             ),
         )
 
@@ -126,6 +131,18 @@ async def prepare(
             "config_problem": config.problem,
         },
     )
+
+
+def _stricter(floor: str, asked: str | None) -> str:
+    """The repository's minimum, but never below the operator's (BRIDGE_MIN_PERMISSION).
+
+    A file in the repository, or in the organisation's `.github`, may raise the
+    bar; lowering it would let whoever edits that file decide who spends the
+    budget everywhere it applies.
+    """
+    if asked is None:
+        return floor
+    return max(floor, asked, key=PERMISSIONS.index)
 
 
 async def _role(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bridge.commands import Command, find_command
@@ -225,18 +225,9 @@ def _comment_edited(payload: Mapping[str, Any], rules: Rules) -> Decision:
     old_command = find_command(old, rules.keyword)
     if old_command is not None and old_command.kind not in ("invalid", "help"):
         return ignore("the comment already held a command before this edit")
-    decision = _comment_created("created", payload, rules)
-    if decision.outcome == "reply" and decision.reply_key:
-        # One usage reply per comment, however often it is edited.
-        return replace(
-            decision, reply_key=f"{decision.reply_key}:edited:{_edit_stamp(payload)}"
-        )
-    return decision
-
-
-def _edit_stamp(payload: Mapping[str, Any]) -> str:
-    comment = payload.get("comment")
-    return str(comment.get("updated_at") if isinstance(comment, Mapping) else "")
+    # The usage reply keeps the comment's key: one reply per comment, however
+    # often it is edited.
+    return _comment_created("created", payload, rules)
 
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]()<>!#|~])")

@@ -184,6 +184,21 @@ class Worker:
                 **fields,
             )
             return True
+        except Exception as error:
+            # A bug or an input nobody foresaw: fail this dispatch, visibly,
+            # rather than let every worker trip over it at each lease.
+            log.error(
+                "checking the trigger failed",
+                error=type(error).__name__,
+                exc_info=True,
+                **fields,
+            )
+            # GitHubError's base class is final (not retryable): the dispatch fails.
+            await self._prepare_failed(
+                dispatch,
+                GitHubError(f"the checks failed unexpectedly ({type(error).__name__})"),
+            )
+            return True
         await self._apply(dispatch, result)
         log.info(
             "trigger checked", outcome=result.outcome, reason=result.reason, **fields

@@ -371,3 +371,61 @@ async def test_a_download_that_times_out_is_listed_and_the_task_goes(
         "slow.png" in request["command"]
         and "the download failed (ReadTimeout)" in request["command"]
     )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f"https://private-user-images.githubusercontent.com:abc/5000/398765432-{UUID_A}.png?jwt=x",
+        f"https://private-user-images.githubusercontent.com:99999/5000/398765432-{UUID_A}.png?jwt=x",
+        f"https://private-user-images.githubusercontent.com/5000/398765432-{UUID_A}.png\x07?jwt=x",
+    ],
+    ids=["port-not-a-number", "port-out-of-range", "control-character"],
+)
+async def test_a_malformed_signed_link_is_listed_and_the_task_goes(
+    private: Harness, bad: str
+) -> None:
+    private.github.rendered[(payloads.REPO, 12)] = f'<img src="{bad}">'
+    await private_issue(
+        private, f"![a](https://github.com/user-attachments/assets/{UUID_A})"
+    )
+    [request] = private.twill.requests
+    assert (
+        "a.png" in request["command"] and "could not be passed on" in request["command"]
+    )
+
+
+async def test_a_redirect_to_a_broken_idna_host_is_refused(private: Harness) -> None:
+    private.github.rendered[(payloads.REPO, 12)] = rendered(signed(UUID_A))
+    private.assets.redirects[storage_key(signed(UUID_A))] = (
+        "https://xn--zz.githubusercontent.com/x.png"
+    )
+    await private_issue(
+        private, f"![a](https://github.com/user-attachments/assets/{UUID_A})"
+    )
+    assert len(private.twill.requests) == 1
+
+
+async def test_a_short_or_look_alike_asset_id_borrows_no_other_image(
+    private: Harness,
+) -> None:
+    look_alike = f"https://private-user-images.githubusercontent.com/666/x/other-{UUID_A}.png?jwt=attacker"
+    private.github.rendered[(payloads.REPO, 12)] = rendered(look_alike, signed(UUID_A))
+    private.assets.objects[storage_key(signed(UUID_A))] = (PNG, "image/png")
+    private.assets.objects[storage_key(look_alike)] = (JPEG, "image/jpeg")
+    body = f"![real](https://github.com/user-attachments/assets/{UUID_A}) ![five](https://github.com/o/r/assets/1/5)"
+    await private_issue(private, body)
+    [part] = private.twill.requests[0]["files"]
+    assert (
+        await private.client.get(part["url"].removeprefix(PUBLIC_URL))
+    ).content == PNG
+
+
+@pytest.mark.parametrize(
+    "exp", ["²", "9" * 5000, "-1", ""], ids=["superscript", "huge", "negative", "empty"]
+)
+async def test_odd_expiry_values_are_403(private: Harness, exp: str) -> None:
+    answer = await private.client.get(
+        f"/files/{'a' * 32}/x.png", params={"exp": exp, "sig": "0" * 64}
+    )
+    assert answer.status_code == 403

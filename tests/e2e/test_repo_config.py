@@ -186,3 +186,59 @@ async def test_fixing_a_typo_by_editing_dispatches(bridge: Harness) -> None:
     assert (await bridge.deliver("issue_comment", fixed)).status_code == 202
     await bridge.drain()
     assert [r["userIntent"] for r in bridge.twill.requests] == ["PLAN"]
+
+
+async def test_a_file_can_raise_the_bar_but_never_lower_it(bridge: Harness) -> None:
+    bridge.github.files[ORG_CONFIG] = "min_permission: read\n"
+    bridge.github.roles["reader"] = "read"
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill do it", sender="reader")
+    )
+    await bridge.drain()
+    assert bridge.twill.requests == []
+    assert (await bridge.dispatches())[0].status == "denied"
+
+
+async def test_a_stranger_asking_for_a_disallowed_intent_gets_one_refusal(
+    bridge: Harness,
+) -> None:
+    bridge.github.files[CONFIG] = "allowed_intents: [SWE]\n"
+    for comment_id in range(1, 5):
+        await bridge.deliver(
+            "issue_comment",
+            payloads.comment_created(
+                "/twill dev-env", sender="stranger", comment_id=comment_id
+            ),
+        )
+    await bridge.drain()
+    [reply] = bridge.github.issue_comments(payloads.REPO, 12)
+    assert "only people with at least `write`" in reply["body"]
+
+
+async def test_a_disallowed_intent_is_answered_once_per_person_and_issue(
+    bridge: Harness,
+) -> None:
+    bridge.github.files[CONFIG] = "allowed_intents: [SWE]\n"
+    for comment_id in range(1, 4):
+        await bridge.deliver(
+            "issue_comment",
+            payloads.comment_created("/twill plan", comment_id=comment_id),
+        )
+    await bridge.drain()
+    assert len(bridge.github.issue_comments(payloads.REPO, 12)) == 1
+
+
+async def test_editing_a_typo_again_and_again_gets_one_usage_reply(
+    bridge: Harness,
+) -> None:
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill plna", comment_id=80)
+    )
+    for n, typo in enumerate(["/twill plnb", "/twill plnc", "/twill plnd"]):
+        edited = payloads.with_changes(
+            payloads.comment_created(typo, comment_id=80), "/twill plna"
+        )
+        edited["comment"]["updated_at"] = f"2026-12-01T10:0{n + 6}:00Z"
+        await bridge.deliver("issue_comment", edited)
+    await bridge.drain()
+    assert len(bridge.github.issue_comments(payloads.REPO, 12)) == 1
