@@ -135,6 +135,7 @@ class Dispatch(Base):
 
     # queued | sending | created | reported | failed | uncertain | not_sent
     # | denied (the requester may not trigger) | skipped (the repository says no)
+    # | dismissed (a person closed a failed or uncertain one)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -166,6 +167,11 @@ class Dispatch(Base):
         Index(None, "report_pending", "report_next_at"),
         Index(None, "repository", "issue_number"),
         Index(None, "created_at"),
+        # The dashboard's list: newest first, keyset on (created_at, id), alone
+        # or under an equality filter on status or repository.
+        Index(None, "created_at", "id"),
+        Index(None, "status", "created_at", "id"),
+        Index(None, "repository", "created_at", "id"),
     )
 
 
@@ -181,6 +187,8 @@ class DispatchEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # Who made the move when a person did (a dashboard login, a CLI --by name).
+    actor: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (Index(None, "dispatch_id", "at"),)
 
@@ -242,3 +250,16 @@ class RateEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index(None, "key", "at"),)
+
+
+class RefusedSignature(Base):
+    """Deliveries refused for their signature, counted per hour.
+
+    One row per hour keeps the 401 path to a single upsert, and the counts
+    survive restarts and add up across replicas.
+    """
+
+    __tablename__ = "refused_signatures"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
