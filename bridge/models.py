@@ -92,7 +92,11 @@ class Delivery(Base):
     repeats: Mapped[int] = mapped_column(Integer, default=0)
     last_repeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index(None, "received_at"),)
+    __table_args__ = (
+        Index(None, "received_at"),
+        # A dispatch's page lists the deliveries that named it.
+        Index(None, "dispatch_id"),
+    )
 
 
 class Dispatch(Base):
@@ -172,6 +176,7 @@ class Dispatch(Base):
         Index(None, "created_at", "id"),
         Index(None, "status", "created_at", "id"),
         Index(None, "repository", "created_at", "id"),
+        Index(None, "requester", "created_at", "id"),
     )
 
 

@@ -54,11 +54,15 @@ class Sessions:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def encode(self, data: dict[str, Any]) -> str:
+        """The signed cookie value holding `data`."""
+        return str(self._serializer.dumps(data))
+
     def write(self, request: Request, response: Response, data: dict[str, Any]) -> None:
         """Set the cookie to hold `data`."""
         response.set_cookie(
             COOKIE,
-            self._serializer.dumps(data),
+            self.encode(data),
             max_age=SESSION_SECONDS,
             path="/",
             httponly=True,

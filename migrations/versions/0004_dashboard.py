@@ -42,10 +42,24 @@ def upgrade() -> None:
             ["status", "created_at", "id"],
             unique=False,
         )
+        batch_op.create_index(
+            batch_op.f("ix_dispatches_requester_created_at_id"),
+            ["requester", "created_at", "id"],
+            unique=False,
+        )
+
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_deliveries_dispatch_id"), ["dispatch_id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_deliveries_dispatch_id"))
+
     with op.batch_alter_table("dispatches", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_dispatches_requester_created_at_id"))
         batch_op.drop_index(batch_op.f("ix_dispatches_status_created_at_id"))
         batch_op.drop_index(batch_op.f("ix_dispatches_repository_created_at_id"))
         batch_op.drop_index(batch_op.f("ix_dispatches_created_at_id"))
