@@ -11,10 +11,15 @@ from bridge.models import Dispatch, utcnow
 from bridge.store import add_event
 
 RETRYABLE = ("failed", "uncertain", "not_sent")
+DISMISSABLE = ("failed", "uncertain")
 
 
 class RetryRefused(Exception):
     """The dispatch cannot be retried (missing, or in a state that forbids it)."""
+
+
+class DismissRefused(Exception):
+    """The dispatch cannot be dismissed (missing, or not failed or uncertain)."""
 
 
 async def list_dispatches(
@@ -59,7 +64,33 @@ async def requeue(session_factory: object, dispatch_id: int, by: str) -> None:
             raise RetryRefused(
                 f"dispatch {dispatch_id} is {status}; only {', '.join(RETRYABLE)} ones can be retried"
             )
-        await add_event(session, dispatch_id, "queued", f"retry requested by {by}")
+        await add_event(
+            session, dispatch_id, "queued", f"retry requested by {by}", actor=by
+        )
+        await session.commit()
+
+
+async def dismiss(session_factory: object, dispatch_id: int, by: str) -> None:
+    """Close a failed or uncertain dispatch for good (`dismissed`); a person decided so."""
+    async with session_factory() as session:  # type: ignore[operator]
+        moved = await session.execute(
+            update(Dispatch)
+            .where(Dispatch.id == dispatch_id, Dispatch.status.in_(DISMISSABLE))
+            .values(status="dismissed", lease_owner=None, lease_expires_at=None)
+        )
+        if moved.rowcount != 1:
+            status = await session.scalar(
+                select(Dispatch.status).where(Dispatch.id == dispatch_id)
+            )
+            await session.rollback()
+            if status is None:
+                raise DismissRefused(f"there is no dispatch {dispatch_id}")
+            raise DismissRefused(
+                f"dispatch {dispatch_id} is {status}; only {', '.join(DISMISSABLE)} ones can be dismissed"
+            )
+        await add_event(
+            session, dispatch_id, "dismissed", f"dismissed by {by}", actor=by
+        )
         await session.commit()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 import uuid
 from collections import Counter
@@ -23,6 +24,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge import log
+from bridge.admin import api as admin_api
+from bridge.admin import pages
+from bridge.admin.auth import Sessions
+from bridge.admin.web import Admin, templates
 from bridge.budget import RateBudget
 from bridge.db import create_engine, sessionmaker, sqlite_worker_lock
 from bridge.fetch import Fetcher, Resolver, system_resolver
@@ -30,7 +35,7 @@ from bridge.file_views import serve_file
 from bridge.github import GitHubClient
 from bridge.handover import Handover
 from bridge.repo_access import ConfigCache, PermissionCache
-from bridge.settings import Settings
+from bridge.settings import Secret, Settings
 from bridge.store import bridge_secret
 from bridge.triggers import Rules
 from bridge.twill import TwillClient
@@ -58,6 +63,10 @@ def worker_name() -> str:
 def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
     """The bridge as an ASGI app; the database must already be migrated."""
     peers = peers or Peers()
+    # Without a configured key (tests, or an app built outside `serve`), sessions
+    # last as long as this app object.
+    session_key = settings.session_secret or Secret(secrets.token_hex(32))
+    admin = Admin(Sessions(session_key.reveal()), templates())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -72,6 +81,14 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
             allowed_bots=settings.allowed_bots,
         )
         state.counters = Counter()
+        state.admin = admin
+        if settings.oauth_enabled:
+            # The OAuth web flow goes to GitHub's web host and its REST API.
+            admin.oauth_client = httpx.AsyncClient(
+                transport=peers.github_transport,
+                timeout=10,
+                headers={"User-Agent": "twill-github-bridge"},
+            )
         state.worker = None
         twill, github = _clients(settings, peers, write_pacer(settings, state.sessions))
         state.twill, state.github = twill, github
@@ -112,7 +129,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         finally:
             if pool is not None:
                 await pool.stop(settings.shutdown_grace_seconds)
-            for client in (twill, github, fetcher):
+            for client in (twill, github, fetcher, admin.oauth_client):
                 if client is not None:
                     await client.aclose()
             await engine.dispose()
@@ -122,6 +139,43 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
             Route("/api/github/webhooks", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/files/{file_id}/{name}", serve_file, methods=["GET"]),
+            # The dashboard: pages and forms (bridge/admin/pages.py) ...
+            Route("/admin", pages.overview, methods=["GET"]),
+            Route("/admin/login", pages.sign_in_page, methods=["GET"]),
+            Route("/admin/login", pages.sign_in_with_password, methods=["POST"]),
+            Route("/admin/oauth/start", pages.oauth_start, methods=["GET"]),
+            Route(
+                "/admin/oauth/callback",
+                pages.oauth_callback,
+                methods=["GET"],
+                name="oauth_callback",
+            ),
+            Route("/admin/logout", pages.sign_out, methods=["POST"]),
+            Route("/admin/dispatches", pages.dispatch_list, methods=["GET"]),
+            Route(
+                "/admin/dispatches/{dispatch_id:int}",
+                pages.dispatch_detail,
+                methods=["GET"],
+            ),
+            Route(
+                "/admin/dispatches/{dispatch_id:int}/retry",
+                pages.retry,
+                methods=["POST"],
+            ),
+            Route(
+                "/admin/dispatches/{dispatch_id:int}/dismiss",
+                pages.dismiss_dispatch,
+                methods=["POST"],
+            ),
+            Route("/admin/deliveries", pages.delivery_list, methods=["GET"]),
+            # ... and its JSON API (bridge/admin/api.py).
+            Route("/api/dispatches", admin_api.list_dispatches, methods=["GET"]),
+            Route(
+                "/api/dispatches/{dispatch_id:int}",
+                admin_api.get_dispatch,
+                methods=["GET"],
+            ),
+            Route("/api/deliveries", admin_api.list_deliveries, methods=["GET"]),
         ],
         exception_handlers={404: _not_found, 405: _not_allowed, Exception: _failed},
         lifespan=lifespan,

@@ -13,6 +13,7 @@ from bridge import log
 from bridge.settings import (
     Settings,
     SettingsError,
+    ensure_session_secret,
     ensure_webhook_secret,
     load_settings,
 )
@@ -133,6 +134,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.db import migrate
 
     settings, secret_file = ensure_webhook_secret(settings)
+    settings = ensure_session_secret(settings)
     if secret_file is not None:
         log.warning(
             "no GITHUB_WEBHOOK_SECRET set; using the generated one",

@@ -93,7 +93,11 @@ class Delivery(Base):
     repeats: Mapped[int] = mapped_column(Integer, default=0)
     last_repeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index(None, "received_at"),)
+    __table_args__ = (
+        Index(None, "received_at"),
+        # A dispatch's page lists the deliveries that named it.
+        Index(None, "dispatch_id"),
+    )
 
 
 class Dispatch(Base):
@@ -136,6 +140,7 @@ class Dispatch(Base):
 
     # queued | sending | created | reported | failed | uncertain | not_sent
     # | denied (the requester may not trigger) | skipped (the repository says no)
+    # | dismissed (a person closed a failed or uncertain one)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -167,6 +172,12 @@ class Dispatch(Base):
         Index(None, "report_pending", "report_next_at"),
         Index(None, "repository", "issue_number"),
         Index(None, "created_at"),
+        # The dashboard's list: newest first, keyset on (created_at, id), alone
+        # or under an equality filter on status or repository.
+        Index(None, "created_at", "id"),
+        Index(None, "status", "created_at", "id"),
+        Index(None, "repository", "created_at", "id"),
+        Index(None, "requester", "created_at", "id"),
     )
 
 
@@ -182,6 +193,8 @@ class DispatchEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # Who made the move when a person did (a dashboard login, a CLI --by name).
+    actor: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (Index(None, "dispatch_id", "at"),)
 
@@ -274,3 +287,16 @@ class BridgeSecret(Base):
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RefusedSignature(Base):
+    """Deliveries refused for their signature, counted per hour.
+
+    One row per hour keeps the 401 path to a single upsert, and the counts
+    survive restarts and add up across replicas.
+    """
+
+    __tablename__ = "refused_signatures"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -129,6 +129,20 @@ class Settings:
     shutdown_grace_seconds: float = 25.0
     log_level: str = "INFO"
     log_format: str = "auto"
+    # The admin dashboard: GitHub sign-in through the App's OAuth credentials for
+    # `admin_logins`, or a password where OAuth is not set up; a bearer token
+    # for the JSON API; the key that signs session cookies.
+    github_client_id: str | None = None
+    github_client_secret: Secret | None = None
+    admin_logins: frozenset[str] = frozenset()
+    admin_password: Secret | None = None
+    admin_token: Secret | None = None
+    session_secret: Secret | None = None
+
+    @property
+    def oauth_enabled(self) -> bool:
+        """True when sign-in goes through GitHub's OAuth web flow."""
+        return bool(self.github_client_id and self.github_client_secret)
 
     @property
     def github_web_host(self) -> str:
@@ -435,9 +449,37 @@ class _Reader:
                 "BRIDGE_LOG_FORMAT", "auto", ("auto", "json", "text")
             ),
         )
+        settings = replace(settings, **self.admin())
         if self.problems:
             raise SettingsError(self.problems)
         return settings
+
+    def secret(self, name: str) -> Secret | None:
+        value = self.text(name)
+        return Secret(value) if value else None
+
+    def admin(self) -> dict[str, object]:
+        client_id = self.text("GITHUB_CLIENT_ID")
+        client_secret = self.secret("GITHUB_CLIENT_SECRET")
+        if bool(client_id) != bool(client_secret):
+            self.problems.append(
+                "set both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET, or neither"
+            )
+        session_secret = self.secret("BRIDGE_SESSION_SECRET")
+        if session_secret is not None and len(session_secret.reveal()) < 32:
+            self.problems.append("BRIDGE_SESSION_SECRET must be at least 32 characters")
+        return {
+            "github_client_id": client_id,
+            "github_client_secret": client_secret,
+            "admin_logins": frozenset(
+                name.strip().lower()
+                for name in (self.text("BRIDGE_ADMIN_LOGINS") or "").split(",")
+                if name.strip()
+            ),
+            "admin_password": self.secret("BRIDGE_ADMIN_PASSWORD"),
+            "admin_token": self.secret("BRIDGE_ADMIN_TOKEN"),
+            "session_secret": session_secret,
+        }
 
 
 def _is_private_key(pem: str) -> bool:
@@ -451,16 +493,20 @@ def _is_private_key(pem: str) -> bool:
     return isinstance(key, RSAPrivateKey)
 
 
-def ensure_webhook_secret(settings: Settings) -> tuple[Settings, Path | None]:
-    """Settings with a webhook secret, generating and keeping one if none is set.
+def ensure_session_secret(settings: Settings) -> Settings:
+    """Settings with a session signing key, generating and keeping one if none is set.
 
-    The generated secret lives in `<data dir>/webhook-secret`, readable by its
-    owner only, so a restart keeps accepting the deliveries GitHub signs with it.
-    Returns the new settings and the file's path when the file was used.
+    Kept in `<data dir>/session-secret` (owner-only), so sessions outlive a
+    restart; replicas must share BRIDGE_SESSION_SECRET or the file.
     """
-    if settings.webhook_secrets:
-        return settings, None
-    path = settings.data_dir / "webhook-secret"
+    if settings.session_secret is not None:
+        return settings
+    value = _kept_secret(settings.data_dir / "session-secret")
+    return replace(settings, session_secret=Secret(value))
+
+
+def _kept_secret(path: Path) -> str:
+    """The secret in `path`, made (random, owner-only) when the file is missing."""
     value = path.read_text().strip() if path.is_file() else ""
     if len(value) < 16:
         # Missing, emptied or cut short: a short key would let anyone sign.
@@ -471,6 +517,20 @@ def ensure_webhook_secret(settings: Settings) -> tuple[Settings, Path | None]:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(value + "\n")
     os.chmod(path, 0o600)
+    return value
+
+
+def ensure_webhook_secret(settings: Settings) -> tuple[Settings, Path | None]:
+    """Settings with a webhook secret, generating and keeping one if none is set.
+
+    The generated secret lives in `<data dir>/webhook-secret`, readable by its
+    owner only, so a restart keeps accepting the deliveries GitHub signs with it.
+    Returns the new settings and the file's path when the file was used.
+    """
+    if settings.webhook_secrets:
+        return settings, None
+    path = settings.data_dir / "webhook-secret"
+    value = _kept_secret(path)
     return replace(
         settings, webhook_secrets=(Secret(value),), webhook_secret_file=path
     ), path

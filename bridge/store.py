@@ -21,6 +21,7 @@ from bridge.models import (
     Delivery,
     Dispatch,
     DispatchEvent,
+    RefusedSignature,
     Reply,
     utcnow,
 )
@@ -185,14 +186,36 @@ async def _queue_dispatch(
 
 
 async def add_event(
-    session: AsyncSession, dispatch_id: int, status: str, reason: str
+    session: AsyncSession,
+    dispatch_id: int,
+    status: str,
+    reason: str,
+    actor: str | None = None,
 ) -> None:
     """Append one entry to a dispatch's timeline (the caller commits)."""
     session.add(
         DispatchEvent(
-            dispatch_id=dispatch_id, at=utcnow(), status=status, reason=reason
+            dispatch_id=dispatch_id,
+            at=utcnow(),
+            status=status,
+            reason=reason,
+            actor=actor,
         )
     )
+
+
+async def count_refused_signature(session: AsyncSession) -> None:
+    """Add one to this hour's count of refused signatures; commits."""
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    statement = (
+        _insert(session, RefusedSignature)
+        .values(hour=hour, count=1)
+        .on_conflict_do_update(
+            index_elements=["hour"], set_={"count": RefusedSignature.count + 1}
+        )
+    )
+    await session.execute(statement)
+    await session.commit()
 
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:

@@ -21,7 +21,12 @@ from bridge import log
 from bridge.attachments import find_attachments
 from bridge.compose import create_task_request
 from bridge.signature import SignatureError, verify
-from bridge.store import DeliveryMeta, bounded_key, record_delivery
+from bridge.store import (
+    DeliveryMeta,
+    bounded_key,
+    count_refused_signature,
+    record_delivery,
+)
 from bridge.triggers import Decision, Rules, decide, fits, to_snapshot
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
@@ -101,6 +106,10 @@ async def receive_webhook(request: Request) -> JSONResponse:
         )
     except SignatureError as error:
         state.counters["refused_signatures"] += 1
+        # One upsert: the dashboard's count must survive restarts and add up
+        # across replicas, and the 401 must stay cheap for a flood of them.
+        async with state.sessions() as session:
+            await count_refused_signature(session)
         log.warning(
             "delivery refused",
             reason=error.reason,

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import jwt
 from starlette.applications import Starlette
@@ -69,6 +69,12 @@ class FakeGitHub:
     # GitHub's HTML rendering, by (repo, issue number) or (repo, comment id).
     rendered: dict[tuple[str, int], str] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(9000))
+    # The App's OAuth client, and who approves the sign-in at /login/oauth/authorize.
+    client_id: str = "Iv1.fakeclientid"
+    client_secret: str = "fake-oauth-client-secret"
+    signing_in_as: str = "maintainer"
+    oauth_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    user_tokens: dict[str, str] = field(default_factory=dict)  # token -> login
 
     def fail(self, *faults: GitHubFault) -> None:
         """Play these faults on matching calls, in order."""
@@ -145,6 +151,12 @@ class FakeGitHub:
                     f"{b}/repos/{{owner}}/{{repo}}/issues/{{number:int}}/reactions",
                     self._react,
                     methods=["POST"],
+                ),
+                Route(f"{b}/user", self._user, methods=["GET"]),
+                # GitHub's OAuth web flow lives on the web host, not under the API.
+                Route("/login/oauth/authorize", self._authorize, methods=["GET"]),
+                Route(
+                    "/login/oauth/access_token", self._access_token, methods=["POST"]
                 ),
             ]
         )
@@ -319,6 +331,45 @@ class FakeGitHub:
             {"id": request.path_params["number"], "body": "", "body_html": body_html}
         )
 
+    async def _authorize(self, request: Request) -> Response:
+        # The person at the browser approves at once, as `signing_in_as`.
+        query = request.query_params
+        if query.get("client_id") != self.client_id:
+            return Response("unknown client_id", status_code=404)
+        code = secrets.token_hex(10)
+        self.oauth_codes[code] = (self.signing_in_as, query.get("redirect_uri", ""))
+        back = f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query.get('state', '')})}"
+        return Response(status_code=302, headers={"Location": back})
+
+    async def _access_token(self, request: Request) -> Response:
+        self.calls.append((request.method, request.url.path))
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        if request.headers.get("accept") != "application/json":
+            self.problems.append("the OAuth code exchange did not ask for JSON")
+        if (form.get("client_id"), form.get("client_secret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return JSONResponse({"error": "incorrect_client_credentials"})
+        found = self.oauth_codes.pop(str(form.get("code")), None)
+        if found is None or found[1] != form.get("redirect_uri"):
+            # GitHub answers 200 with an error field, not an HTTP error.
+            return JSONResponse({"error": "bad_verification_code"})
+        token = "gho_" + secrets.token_urlsafe(24)
+        self.user_tokens[token] = found[0]
+        return JSONResponse(
+            {"access_token": token, "token_type": "bearer", "scope": ""}
+        )
+
+    async def _user(self, request: Request) -> Response:
+        self._check_headers(request)
+        self.calls.append((request.method, request.url.path))
+        auth = request.headers.get("authorization", "")
+        login = self.user_tokens.get(auth.removeprefix("Bearer "))
+        if not auth.startswith("Bearer ") or login is None:
+            return _message(401, "Bad credentials")
+        return JSONResponse({"login": login, "id": 5005, "type": "User"})
+
     async def _permission(self, request: Request) -> Response:
         if (refusal := await self._installation_call(request)) is not None:
             return refusal
@@ -411,6 +462,10 @@ class _ContractCheck:
         except ValueError:
             body = "<not JSON>"
         path = scope["path"]
+        if path.startswith("/login/oauth/"):
+            # The OAuth web flow is outside GitHub's REST description.
+            await self.app(scope, _replay(messages), send)
+            return
         if self.base_path and path.startswith(self.base_path):
             path = path[len(self.base_path) :]
         query = parse_qs(
@@ -419,10 +474,14 @@ class _ContractCheck:
         for problem in check_request(scope["method"], path, query, body):
             self.problems.append(f"{scope['method']} {path}: {problem}")
 
-        async def replay() -> Any:
-            return messages.pop(0) if messages else {"type": "http.disconnect"}
+        await self.app(scope, _replay(messages), send)
 
-        await self.app(scope, replay, send)
+
+def _replay(messages: list[Any]) -> Any:
+    async def replay() -> Any:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    return replay
 
 
 def _message(

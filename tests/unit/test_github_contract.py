@@ -179,6 +179,7 @@ OPERATIONS = {
     ("get", "/repos/{owner}/{repo}/contents/{path}"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     ("get", "/repos/{owner}/{repo}"),
+    ("get", "/user"),  # the dashboard's sign-in with GitHub
 }
 
 
