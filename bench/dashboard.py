@@ -11,7 +11,8 @@ and filtered pages. Nothing leaves 127.0.0.1.
     .venv/bin/python -m bench.dashboard --rows 1000000 \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench_dashboard
 
-A PostgreSQL database named in --database-url is created and dropped.
+A PostgreSQL database named in --database-url is created and dropped (--keep
+and --reuse skip both, to time a filled database again).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ STATUSES = [("reported", 90), ("failed", 3), ("uncertain", 1), ("denied", 3)]
 STATUSES += [("skipped", 1), ("queued", 1), ("dismissed", 1)]
 INTENTS = ["SWE", "PLAN", "ASK", "DEV_ENVIRONMENT"]
 BATCH = 5_000
-RUNS = 30
+RUNS = 20
 
 
 def rows(count: int, seed: int = 7) -> Any:
@@ -192,23 +193,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time a database a --keep run filled"
+    )
+    parser.add_argument("--keep", action="store_true", help="do not drop it after")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="bench-dashboard-")
     url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
     postgres = url.startswith("postgresql")
-    if postgres:
+    if postgres and not args.reuse:
         asyncio.run(create_database(url))
     try:
-        migrate(url)
-        seconds = asyncio.run(fill(url, args.rows))
-        print(f"{args.rows:,} dispatches written in {seconds:.1f} s")
+        if not args.reuse:
+            migrate(url)
+            seconds = asyncio.run(fill(url, args.rows))
+            print(f"{args.rows:,} dispatches written in {seconds:.1f} s")
         print("| page | list query | status counts | whole page |")
         print("|---|---|---|---|")
         for name, query, counts, page in asyncio.run(measure(url, args.rows)):
             print(f"| {name} | {query} | {counts} | {page} |")
         print(f"(median / p95 in ms over {RUNS} runs)")
     finally:
-        if postgres:
+        if postgres and not args.keep:
             asyncio.run(create_database(url, drop=True))
     return 0
 

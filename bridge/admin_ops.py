@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from bridge.db import create_engine, sessionmaker
 from bridge.models import Dispatch, utcnow
@@ -75,7 +75,16 @@ async def dismiss(session_factory: object, dispatch_id: int, by: str) -> None:
     async with session_factory() as session:  # type: ignore[operator]
         moved = await session.execute(
             update(Dispatch)
-            .where(Dispatch.id == dispatch_id, Dispatch.status.in_(DISMISSABLE))
+            .where(
+                Dispatch.id == dispatch_id,
+                Dispatch.status.in_(DISMISSABLE),
+                # A worker telling the issue holds a lease and would write the
+                # old status back when it finishes; wait for it instead.
+                or_(
+                    Dispatch.lease_owner.is_(None),
+                    Dispatch.lease_expires_at < utcnow(),
+                ),
+            )
             .values(status="dismissed", lease_owner=None, lease_expires_at=None)
         )
         if moved.rowcount != 1:
@@ -86,7 +95,8 @@ async def dismiss(session_factory: object, dispatch_id: int, by: str) -> None:
             if status is None:
                 raise DismissRefused(f"there is no dispatch {dispatch_id}")
             raise DismissRefused(
-                f"dispatch {dispatch_id} is {status}; only {', '.join(DISMISSABLE)} ones can be dismissed"
+                f"dispatch {dispatch_id} is {status} or a worker holds it; only "
+                f"{', '.join(DISMISSABLE)} ones no worker holds can be dismissed"
             )
         await add_event(
             session, dispatch_id, "dismissed", f"dismissed by {by}", actor=by

@@ -178,6 +178,11 @@ class Dispatch(Base):
         Index(None, "status", "created_at", "id"),
         Index(None, "repository", "created_at", "id"),
         Index(None, "requester", "created_at", "id"),
+        # Counts per status under a repository or requester filter, read from
+        # the index alone; and the search by issue number.
+        Index(None, "repository", "status"),
+        Index(None, "requester", "status"),
+        Index(None, "issue_number", "created_at", "id"),
     )
 
 

@@ -84,7 +84,11 @@ async def list_dispatches(request: Request) -> Response:
             found = await queries.dispatch_page(
                 session, where, params.get("cursor"), limit
             )
-            counts = await queries.status_counts(session, where)
+            counts = (
+                await queries.status_counts(session, where)
+                if queries.counts_shown(where)
+                else None
+            )
     except queries.BadQuery as error:
         return bad_query(str(error))
     return JSONResponse(
@@ -92,6 +96,8 @@ async def list_dispatches(request: Request) -> Response:
             "dispatches": [dispatch_summary(d) for d in found.rows],
             "next_cursor": found.next_cursor,
             "counts": counts,
+            # A count above this means "more than this" (see queries.status_counts).
+            "counts_capped_at": queries.COUNT_CAP,
         }
     )
 

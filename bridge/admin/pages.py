@@ -162,6 +162,7 @@ async def overview(request: Request, login: str) -> Response:
             "daily": daily,
             "failures": failures,
             "counts": counts,
+            "cap": queries.COUNT_CAP,
         },
     )
 
@@ -174,8 +175,11 @@ async def dispatch_list(request: Request, login: str) -> Response:
         where = queries.parse_filter(params)
         async with request.app.state.sessions() as session:
             found = await queries.dispatch_page(session, where, params.get("cursor"))
-            counts = await queries.status_counts(session, where)
-            choices = await queries.choices(session)
+            counts = (
+                await queries.status_counts(session, where)
+                if queries.counts_shown(where)
+                else None
+            )
     except queries.BadQuery as error:
         return render(
             request, "message.html", {"title": "Bad filter", "message": str(error)}, 400
@@ -188,7 +192,7 @@ async def dispatch_list(request: Request, login: str) -> Response:
             "where": where,
             "params": where.as_params(),
             "counts": counts,
-            "choices": choices,
+            "cap": queries.COUNT_CAP,
             "statuses": queries.STATUSES,
             "intents": queries.INTENTS,
             "kinds": queries.TRIGGER_KINDS,

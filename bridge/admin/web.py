@@ -49,6 +49,7 @@ def templates() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["href"] = safe_href
+    env.filters["tally"] = lambda n, cap: f"{cap:,}+" if n > cap else f"{n:,}"
     env.filters["pretty"] = lambda value: json.dumps(
         value, indent=2, ensure_ascii=False
     )

@@ -47,6 +47,21 @@ def upgrade() -> None:
             ["requester", "created_at", "id"],
             unique=False,
         )
+        batch_op.create_index(
+            batch_op.f("ix_dispatches_repository_status"),
+            ["repository", "status"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_dispatches_requester_status"),
+            ["requester", "status"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_dispatches_issue_number_created_at_id"),
+            ["issue_number", "created_at", "id"],
+            unique=False,
+        )
 
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index(
@@ -59,6 +74,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_deliveries_dispatch_id"))
 
     with op.batch_alter_table("dispatches", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_dispatches_issue_number_created_at_id"))
+        batch_op.drop_index(batch_op.f("ix_dispatches_requester_status"))
+        batch_op.drop_index(batch_op.f("ix_dispatches_repository_status"))
         batch_op.drop_index(batch_op.f("ix_dispatches_requester_created_at_id"))
         batch_op.drop_index(batch_op.f("ix_dispatches_status_created_at_id"))
         batch_op.drop_index(batch_op.f("ix_dispatches_repository_created_at_id"))

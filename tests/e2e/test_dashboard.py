@@ -307,3 +307,33 @@ async def test_github_sign_in_checks_state(oauth: Harness) -> None:
     )
     assert answer.status_code == 400
     assert (await oauth.client.get("/admin")).status_code == 303
+
+
+async def test_counts_stop_at_the_cap_and_say_so(
+    admin: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.admin import queries
+
+    monkeypatch.setattr(queries, "COUNT_CAP", 2)
+    for number in range(1, 5):
+        await admin.deliver("issues", payloads.issues_labeled(number=number))
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    body = (await admin.client.get("/api/dispatches", headers=bearer)).json()
+    assert body["counts"]["queued"] == 3 and body["counts_capped_at"] == 2
+    assert len(body["dispatches"]) == 4
+    await sign_in(admin)
+    page = await admin.client.get("/admin/dispatches")
+    assert "queued <b>2+</b>" in page.text
+
+
+async def test_a_title_search_lists_without_counts(admin: Harness) -> None:
+    await admin.deliver("issues", payloads.issues_labeled(title="Fix the frobnicator"))
+    await admin.deliver("issues", payloads.issues_labeled(number=13))
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    body = (
+        await admin.client.get(
+            "/api/dispatches", params={"search": "FROBNIC"}, headers=bearer
+        )
+    ).json()
+    assert [d["issue_title"] for d in body["dispatches"]] == ["Fix the frobnicator"]
+    assert body["counts"] is None
