@@ -47,6 +47,8 @@ TABLES = (
     "rate_events",
     "stored_files",
     "bridge_secrets",
+    "refused_signatures",
+    "revoked_sessions",
 )
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")

@@ -76,8 +76,44 @@ class Sessions:
 
 
 def new_session(**values: Any) -> dict[str, Any]:
-    """A fresh session with its own CSRF token (a new one at every sign-in)."""
-    return {"csrf": secrets.token_urlsafe(32), **values}
+    """A fresh session with its own id and CSRF token (new ones at every sign-in)."""
+    return {"csrf": secrets.token_urlsafe(32), "sid": secrets.token_hex(16), **values}
+
+
+def password_mark(settings: Settings) -> str:
+    """A short keyed fingerprint of the current password, kept in its sessions.
+
+    Changing BRIDGE_ADMIN_PASSWORD changes the mark, which ends every session
+    that the old password opened.
+    """
+    if settings.admin_password is None or settings.session_secret is None:
+        return ""
+    key = settings.session_secret.reveal().encode()
+    return hmac.new(
+        key, settings.admin_password.reveal().encode(), "sha256"
+    ).hexdigest()[:16]
+
+
+def still_allowed(settings: Settings, session: dict[str, Any]) -> bool:
+    """Whether the session's sign-in would still succeed under today's settings.
+
+    Checked on every request, so a login dropped from BRIDGE_ADMIN_LOGINS, a
+    changed password or a switch from password to OAuth takes effect at once.
+    """
+    login, via = session.get("login"), session.get("via")
+    if not isinstance(login, str):
+        return False
+    if via == "github":
+        return settings.oauth_enabled and login.lower() in settings.admin_logins
+    if via == "password":
+        mark = session.get("pw")
+        return (
+            not settings.oauth_enabled
+            and settings.admin_password is not None
+            and isinstance(mark, str)
+            and hmac.compare_digest(mark, password_mark(settings))
+        )
+    return False
 
 
 def csrf_ok(session: dict[str, Any], sent: object) -> bool:

@@ -7,20 +7,24 @@ redirect (303). The sign-in pages are the only ones open without a session.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge import log
 from bridge.admin import queries
 from bridge.admin.auth import (
+    SESSION_SECONDS,
     SHARED_ACTOR,
     SignInRefused,
     authorize_url,
     csrf_ok,
     github_login,
     new_session,
+    password_mark,
     password_ok,
 )
 from bridge.admin.chart import stacked_bars
@@ -35,6 +39,8 @@ from bridge.admin.web import (
     session_of,
 )
 from bridge.admin_ops import DismissRefused, RetryRefused, dismiss, requeue
+from bridge.models import RevokedSession, utcnow
+from bridge.store import insert_ignoring_conflict
 
 NOTICES = {
     "retried": "Queued again: a worker will send it.",
@@ -95,9 +101,10 @@ def _signed_in(request: Request, login: str, via: str) -> Response:
     log.info("dashboard sign-in", login=login, via=via)
     response = redirect("/admin")
     # A new session (and CSRF token) at sign-in, so a planted cookie buys nothing.
-    admin_of(request).sessions.write(
-        request, response, new_session(login=login, via=via)
-    )
+    values: dict[str, Any] = {"login": login, "via": via}
+    if via == "password":
+        values["pw"] = password_mark(request.app.state.settings)
+    admin_of(request).sessions.write(request, response, new_session(**values))
     return response
 
 
@@ -138,7 +145,23 @@ async def oauth_callback(request: Request) -> Response:
 
 @action
 async def sign_out(request: Request, login: str, form: dict[str, str]) -> Response:
-    """End the session."""
+    """End the session, here and for any copy of its cookie."""
+    sid = session_of(request).get("sid")
+    if isinstance(sid, str):
+        async with request.app.state.sessions() as db:
+            await insert_ignoring_conflict(
+                db,
+                RevokedSession,
+                "sid",
+                {
+                    "sid": sid,
+                    "expires_at": utcnow() + timedelta(seconds=SESSION_SECONDS),
+                },
+            )
+            await db.execute(
+                delete(RevokedSession).where(RevokedSession.expires_at < utcnow())
+            )
+            await db.commit()
     response = redirect("/admin/login")
     admin_of(request).sessions.clear(response)
     return response

@@ -15,7 +15,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from bridge.admin.auth import Sessions, bearer_ok, csrf_ok
+from bridge.admin.auth import Sessions, bearer_ok, csrf_ok, still_allowed
+from bridge.models import RevokedSession
 from bridge.webhooks import BodyTooLarge, problem, read_body
 
 # No script, and nothing from anywhere else: styles are inline, the chart is SVG.
@@ -77,8 +78,23 @@ def admin_of(request: Request) -> Admin:
 
 
 def session_of(request: Request) -> dict[str, Any]:
-    """The request's session (empty without a valid cookie)."""
-    return admin_of(request).sessions.read(request)
+    """The request's session, without its login when that no longer holds."""
+    session = admin_of(request).sessions.read(request)
+    if "login" in session and not still_allowed(request.app.state.settings, session):
+        session = {k: v for k, v in session.items() if k not in ("login", "via", "pw")}
+    return session
+
+
+async def signed_in_login(request: Request) -> tuple[dict[str, Any], str | None]:
+    """The session and its login, None when signed out, revoked or no longer allowed."""
+    session = session_of(request)
+    login = session.get("login")
+    if not isinstance(login, str):
+        return session, None
+    sid = session.get("sid")
+    async with request.app.state.sessions() as db:
+        revoked = isinstance(sid, str) and await db.get(RevokedSession, sid) is not None
+    return session, None if revoked or not isinstance(sid, str) else login
 
 
 def render(
@@ -113,8 +129,8 @@ def page(handler: UserHandler) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        login = session_of(request).get("login")
-        if not isinstance(login, str):
+        _, login = await signed_in_login(request)
+        if login is None:
             return redirect("/admin/login")
         return await handler(request, login)
 
@@ -150,9 +166,8 @@ def action(handler: Callable[..., Awaitable[Response]]) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        session = session_of(request)
-        login = session.get("login")
-        if not isinstance(login, str):
+        session, login = await signed_in_login(request)
+        if login is None:
             return redirect("/admin/login")
         form = await read_form(request)
         if not csrf_ok(session, form.get("csrf")):
@@ -181,8 +196,8 @@ def api(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        signed_in = isinstance(session_of(request).get("login"), str)
-        if not signed_in and not bearer_ok(request.app.state.settings, request):
+        _, login = await signed_in_login(request)
+        if login is None and not bearer_ok(request.app.state.settings, request):
             return problem(
                 401,
                 "unauthorized",

@@ -337,3 +337,72 @@ async def test_a_title_search_lists_without_counts(admin: Harness) -> None:
     ).json()
     assert [d["issue_title"] for d in body["dispatches"]] == ["Fix the frobnicator"]
     assert body["counts"] is None
+
+
+COOKIE = "twill_bridge_session"
+
+
+async def test_signing_out_ends_every_copy_of_the_session(admin: Harness) -> None:
+    await sign_in(admin)
+    copied = admin.client.cookies[COOKIE]
+    assert (await admin.client.get("/admin")).status_code == 200
+    page = await admin.client.get("/admin/dispatches")
+    await admin.client.post("/admin/logout", data={"csrf": csrf_of(page.text)})
+    thief = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=admin.app),
+        base_url="http://bridge.test",
+        cookies={COOKIE: copied},
+    )
+    assert (await thief.get("/admin")).status_code == 303
+    assert (await thief.get("/api/dispatches")).status_code == 401
+    await thief.aclose()
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        {"admin_password": Secret("a new password, rotated")},
+        {
+            "github_client_id": "Iv1.fakeclientid",
+            "github_client_secret": Secret("fake-oauth-client-secret"),
+            "admin_logins": frozenset({"maintainer"}),
+        },
+    ],
+    ids=["password-changed", "switched-to-oauth"],
+)
+async def test_a_session_ends_when_its_sign_in_would_no_longer_work(
+    admin: Harness, make_harness: Any, later: dict[str, Any]
+) -> None:
+    await sign_in(admin)
+    copied = admin.client.cookies[COOKIE]
+    base = {
+        "admin_password": Secret(PASSWORD),
+        "admin_token": Secret(TOKEN),
+        "session_secret": Secret(SESSION_KEY),
+    }
+    restarted: Harness = await make_harness(**{**base, **later})
+    restarted.client.cookies[COOKIE] = copied
+    assert (await restarted.client.get("/admin")).status_code == 303
+
+
+async def test_a_login_dropped_from_the_allow_list_is_out_at_once(
+    make_harness: Any,
+) -> None:
+    from bridge.admin.auth import Sessions, new_session
+
+    oauth = {
+        "github_client_id": "Iv1.fakeclientid",
+        "github_client_secret": Secret("fake-oauth-client-secret"),
+        "session_secret": Secret(SESSION_KEY),
+    }
+    cookie = Sessions(SESSION_KEY).encode(new_session(login="maintainer", via="github"))
+    allowed: Harness = await make_harness(
+        admin_logins=frozenset({"maintainer"}), **oauth
+    )
+    allowed.client.cookies[COOKIE] = cookie
+    assert (await allowed.client.get("/admin")).status_code == 200
+    dropped: Harness = await make_harness(
+        admin_logins=frozenset({"someone-else"}), **oauth
+    )
+    dropped.client.cookies[COOKIE] = cookie
+    assert (await dropped.client.get("/admin")).status_code == 303
