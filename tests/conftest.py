@@ -44,6 +44,7 @@ TABLES = (
     "deliveries",
     "rate_limits",
     "rate_events",
+    "refused_signatures",
 )
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
