@@ -37,9 +37,13 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from bridge.markdown import iter_prose_lines, strip_inline_code
+
+if TYPE_CHECKING:  # only for the annotations; the parsing needs no trigger rules
+    from bridge.triggers import IssueSnapshot, Trigger
 
 _GENERIC_NAMES = frozenset(
     {"image", "img", "screenshot", "screen shot", "picture", "photo", "file"}
@@ -317,3 +321,16 @@ def _safe(name: str) -> str:
         return cleaned
     extension = _known_extension(cleaned)
     return cleaned[: _MAX_NAME - len(extension)] + extension
+
+
+def trigger_attachments(
+    issue: IssueSnapshot, trigger: Trigger, web_host: str
+) -> list[Attachment]:
+    """The issue body's attachments, then the triggering comment's new ones."""
+    found = find_attachments(issue.body, web_host)
+    seen = {(a.kind, a.asset_id or a.url) for a in found}
+    for extra in find_attachments(trigger.comment_body, web_host):
+        if (extra.kind, extra.asset_id or extra.url) not in seen:
+            seen.add((extra.kind, extra.asset_id or extra.url))
+            found.append(extra)
+    return found

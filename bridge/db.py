@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +102,6 @@ def migrate(url: str, revision: str = "head") -> None:
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), revision)
-
-
-async def migrate_async(url: str) -> None:
-    """`migrate` from async code, in a thread, since Alembic runs its own loop."""
-    await asyncio.to_thread(migrate, url)
 
 
 def head_revision() -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bridge.attachments import find_attachments
+from bridge.attachments import trigger_attachments
 from bridge.compose import Extras, create_task_request
 from bridge.files import describe_missing
 from bridge.github import GitHubClient
@@ -94,12 +94,9 @@ async def prepare(
         )
 
     extras = await _extras(config, issue, github, installation)
-    if trigger.kind == "label" or not trigger.agent:
-        trigger = replace(trigger, agent=trigger.agent or config.default_agent)
-    attachments = find_attachments(issue.body, settings.github_web_host)
-    for found in find_attachments(trigger.comment_body, settings.github_web_host):
-        if all(found.url != known.url for known in attachments):
-            attachments.append(found)
+    if not trigger.agent_named:
+        trigger = replace(trigger, agent=config.default_agent or trigger.agent)
+    attachments = trigger_attachments(issue, trigger, settings.github_web_host)
     files = None
     if handover is not None:
         handed = await handover.hand(

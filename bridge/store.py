@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -216,14 +216,6 @@ async def count_refused_signature(session: AsyncSession) -> None:
     )
     await session.execute(statement)
     await session.commit()
-
-
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    """How many dispatches are in each status."""
-    rows = await session.execute(
-        select(Dispatch.status, func.count()).group_by(Dispatch.status)
-    )
-    return {status: count for status, count in rows.all()}
 
 
 async def bridge_secret(session: AsyncSession, name: str) -> str:

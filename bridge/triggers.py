@@ -64,6 +64,9 @@ class Trigger:
     comment_id: int | None = None
     comment_body: str = ""
     tentative: bool = False  # a label only the repository's config may know
+    # True when the command named the agent; otherwise `agent` is only the
+    # bridge's default, which a repository's default_agent overrides.
+    agent_named: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> D
         requester=sender,
         instruction=command.instruction,
         agent=command.agent or rules.default_agent,
+        agent_named=command.agent is not None,
         comment_id=int(comment["id"]),
         comment_body=body,
     )

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bridge import log
-from bridge.attachments import find_attachments
+from bridge.attachments import trigger_attachments
 from bridge.compose import create_task_request
 from bridge.signature import SignatureError, verify
 from bridge.store import (
@@ -221,11 +221,7 @@ def _work_for(
     """The dispatch or reply row a decision asks for, as column values."""
     issue, trigger = decision.issue, decision.trigger
     if decision.outcome == "dispatch" and issue is not None and trigger is not None:
-        web_host = settings.github_web_host
-        attachments = find_attachments(issue.body, web_host)
-        for found in find_attachments(trigger.comment_body, web_host):
-            if all(found.url != known.url for known in attachments):
-                attachments.append(found)
+        attachments = trigger_attachments(issue, trigger, settings.github_web_host)
         request = create_task_request(
             issue, trigger, attachments, settings.command_max_chars
         )

@@ -242,3 +242,26 @@ async def test_editing_a_typo_again_and_again_gets_one_usage_reply(
         await bridge.deliver("issue_comment", edited)
     await bridge.drain()
     assert len(bridge.github.issue_comments(payloads.REPO, 12)) == 1
+
+
+async def test_the_repositorys_default_agent_beats_the_bridges_but_not_a_named_one(
+    make_harness,
+) -> None:  # type: ignore[no-untyped-def]
+    harness: Harness = await make_harness(default_agent="claude-code/sonnet")
+    harness.github.files[CONFIG] = "default_agent: codex/gpt-5.4\n"
+    await harness.deliver("issues", payloads.issues_labeled("twill"))
+    await harness.deliver(
+        "issue_comment", payloads.comment_created("/twill plan", comment_id=91)
+    )
+    await harness.deliver(
+        "issue_comment",
+        payloads.comment_created(
+            "/twill --agent open-code/openai/gpt-5.4", comment_id=92
+        ),
+    )
+    await harness.drain()
+    assert [r.get("agent") for r in harness.twill.requests] == [
+        "codex/gpt-5.4",
+        "codex/gpt-5.4",
+        "open-code/openai/gpt-5.4",
+    ]
