@@ -31,6 +31,7 @@ from bridge.admin.chart import stacked_bars
 from bridge.admin.web import (
     action,
     admin_of,
+    message,
     page,
     read_form,
     redirect,
@@ -204,9 +205,7 @@ async def dispatch_list(request: Request, login: str) -> Response:
                 else None
             )
     except queries.BadQuery as error:
-        return render(
-            request, "message.html", {"title": "Bad filter", "message": str(error)}, 400
-        )
+        return message(request, "Bad filter", str(error), 400)
     return render(
         request,
         "dispatches.html",
@@ -231,11 +230,8 @@ async def dispatch_detail(request: Request, login: str) -> Response:
     async with request.app.state.sessions() as session:
         detail = await queries.dispatch_detail(session, dispatch_id)
     if detail is None:
-        return render(
-            request,
-            "message.html",
-            {"title": "Not found", "message": f"There is no dispatch {dispatch_id}."},
-            404,
+        return message(
+            request, "Not found", f"There is no dispatch {dispatch_id}.", 404
         )
     return render(
         request,
@@ -259,9 +255,7 @@ async def delivery_list(request: Request, login: str) -> Response:
             outcomes = await queries.outcome_counts(session)
             refused = await queries.refused_signatures(session)
     except queries.BadQuery as error:
-        return render(
-            request, "message.html", {"title": "Bad filter", "message": str(error)}, 400
-        )
+        return message(request, "Bad filter", str(error), 400)
     return render(
         request,
         "deliveries.html",

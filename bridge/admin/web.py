@@ -115,6 +115,11 @@ def render(
     return HTMLResponse(page, status_code=status, headers=headers)
 
 
+def message(request: Request, title: str, text: str, status: int) -> HTMLResponse:
+    """A page that only says something: a refusal, a bad filter, a missing dispatch."""
+    return render(request, "message.html", {"title": title, "message": text}, status)
+
+
 def redirect(url: str) -> RedirectResponse:
     """303 See Other: what a POST answers after acting, and a guard after refusing."""
     return RedirectResponse(url, status_code=303)
@@ -179,15 +184,12 @@ def action(handler: Callable[..., Awaitable[Response]]) -> Handler:
 
 def refused_csrf(request: Request) -> HTMLResponse:
     """The 403 page for a POST without this session's CSRF token."""
-    return render(
+    return message(
         request,
-        "message.html",
-        {
-            "title": "Refused",
-            "message": "This form has expired or did not come from this dashboard. "
-            "Go back, reload the page and try again.",
-        },
-        status=403,
+        "Refused",
+        "This form has expired or did not come from this dashboard. "
+        "Go back, reload the page and try again.",
+        403,
     )
 
 
