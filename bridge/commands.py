@@ -11,7 +11,7 @@ command line, which become part of the instruction.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from bridge.markdown import iter_prose_lines, split_lines, strip_inline_code
@@ -80,6 +80,9 @@ class Command:
     agent: str | None
     line: int
     problem: str | None = None
+    # Whether a word named the intent ("/twill plan"), rather than the default
+    # SWE of free text; a follow-up without one keeps the task's own intent.
+    intent_named: bool = field(default=False, compare=False)
 
 
 _Span = tuple[int, int]
@@ -185,7 +188,15 @@ def _parse(index: int, rest: str, following: list[str]) -> Command:
 
     removed = sorted(options + [(word.start, word.end) for word in words[:used]])
     text_on_line = _cut(rest, removed)
-    return Command(kind, intent, _instruction(text_on_line, following), agent, index)
+    named = used == (2 if kind == "new" else 1) and kind in ("run", "new")
+    return Command(
+        kind,
+        intent,
+        _instruction(text_on_line, following),
+        agent,
+        index,
+        intent_named=named,
+    )
 
 
 def _take_agent(rest: str, searchable: str) -> tuple[str | None, list[_Span]]:

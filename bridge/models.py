@@ -155,6 +155,26 @@ class Dispatch(Base):
     twill_job_status: Mapped[str | None] = mapped_column(String(20))
     twill_response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
+    # What the dispatch asks of Twill: "create" a task, send a follow-up
+    # "message" to the task of dispatch `target_dispatch_id`, or "cancel" it.
+    action: Mapped[str] = mapped_column(
+        String(10), default="create", server_default="create"
+    )
+    target_dispatch_id: Mapped[int | None] = mapped_column(Integer)
+
+    # Following the task (bridge/follow.py): None while not followed, then
+    # active | done | expired (past BRIDGE_POLL_MAX_AGE_SECONDS) | unavailable
+    # (Twill lacks the status endpoint) | gone (Twill no longer has the task).
+    follow: Mapped[str | None] = mapped_column(String(20))
+    poll_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The latest job as the bridge last read it (bridge.follow.JobView as JSON).
+    job: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Follow-ups and cancels addressed to this dispatch's task, oldest first.
+    follow_ups: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # A long final answer gets a comment of its own.
+    answer_comment_id: Mapped[int | None] = mapped_column(BigInteger)
+
     # The comment back on the issue is a step of its own (see bridge/worker.py).
     comment_id: Mapped[int | None] = mapped_column(BigInteger)
     report_pending: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -183,6 +203,8 @@ class Dispatch(Base):
         Index(None, "repository", "status"),
         Index(None, "requester", "status"),
         Index(None, "issue_number", "created_at", "id"),
+        # The poller's queue.
+        Index(None, "follow", "poll_next_at"),
     )
 
 
@@ -259,6 +281,9 @@ class RateEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # "call" (a create, follow-up or cancel) or "poll" (a status read, which
+    # only takes slots nothing else wants; see bridge/budget.py).
+    kind: Mapped[str] = mapped_column(String(10), default="call", server_default="call")
 
     __table_args__ = (Index(None, "key", "at"),)
 
@@ -314,3 +339,14 @@ class RevokedSession(Base):
 
     sid: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BridgeFlag(Base):
+    """A fact one replica learnt that every replica should act on (e.g. that
+    Twill has no task-status endpoint), with when it was learnt."""
+
+    __tablename__ = "bridge_flags"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -31,6 +31,9 @@ class Rules:
     default_agent: str | None = None
     keyword: str = "twill"
     allowed_bots: frozenset[str] = frozenset()
+    # BRIDGE_ON_UNLABEL: removing a trigger label does nothing, or cancels the
+    # task that label started.
+    unlabel_cancels: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class Trigger:
     # True when the command named the agent; otherwise `agent` is only the
     # bridge's default, which a repository's default_agent overrides.
     agent_named: bool = False
+    # "run": a new task, or a follow-up message when the issue's task is still
+    # active; "new": always a new task; "cancel": cancel the active task.
+    action: str = "run"
+    intent_named: bool = False  # a word named the intent (see Command)
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,9 @@ def _issue_labeled(action: str, payload: Mapping[str, Any], rules: Rules) -> Dec
         # GitHub sends one `labeled` event for each label a new issue is opened
         # with; acting on those alone gives one task whatever the order.
         return ignore("new issues trigger through their labeled events")
-    if action != "labeled":
+    if action == "unlabeled" and not rules.unlabel_cancels:
+        return ignore("removing a label does nothing (BRIDGE_ON_UNLABEL=ignore)")
+    if action not in ("labeled", "unlabeled"):
         return ignore(f"issues.{action or '?'} is not a trigger")
     issue = _snapshot(payload)
     if issue is None:
@@ -141,7 +150,9 @@ def _issue_labeled(action: str, payload: Mapping[str, Any], rules: Rules) -> Dec
     # same payload; a person removing and re-adding the label changes the
     # issue's updated_at and so asks again.
     stamp = str(raw_issue.get("updated_at") or "")
-    key = f"label:{_repo_key(issue)}:{issue.number}:{normalised}:{stamp}"
+    removed = action == "unlabeled"
+    kind = "unlabel" if removed else "label"
+    key = f"{kind}:{_repo_key(issue)}:{issue.number}:{normalised}:{stamp}"
     trigger = Trigger(
         kind="label",
         key=key,
@@ -150,12 +161,16 @@ def _issue_labeled(action: str, payload: Mapping[str, Any], rules: Rules) -> Dec
         agent=rules.default_agent,
         label=normalised,
         tentative=tentative,
+        # A label names an intent and always asks for a task of its own.
+        action="cancel" if removed else "new",
+        intent_named=True,
     )
-    reason = (
-        f"label {normalised!r} may be a trigger label in .github/twill.yml"
-        if tentative
-        else f"label {normalised!r} asks for {intent}"
-    )
+    if removed:
+        reason = f"label {normalised!r} removed: cancel the task it started"
+    elif tentative:
+        reason = f"label {normalised!r} may be a trigger label in .github/twill.yml"
+    else:
+        reason = f"label {normalised!r} asks for {intent}"
     return Decision("dispatch", reason, issue, trigger)
 
 
@@ -180,12 +195,8 @@ def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> D
     if command is None:
         return ignore(f"the comment has no /{rules.keyword} command")
     source = f"comment:{_repo_key(issue)}:{comment['id']}"
-    if command.kind in ("invalid", "help", "cancel"):
-        problem = {
-            "invalid": command.problem or "the command is not understood",
-            "help": None,
-            "cancel": "cancelling a task from GitHub is not supported yet.",
-        }[command.kind]
+    if command.kind in ("invalid", "help"):
+        problem = command.problem if command.kind == "invalid" else None
         return Decision(
             "reply",
             problem or "help was asked for",
@@ -205,10 +216,13 @@ def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> D
         agent_named=command.agent is not None,
         comment_id=int(comment["id"]),
         comment_body=body,
+        action=command.kind,
+        intent_named=command.intent_named,
     )
+    asks = "a cancel" if command.kind == "cancel" else intent
     return Decision(
         "dispatch",
-        f"/{rules.keyword} command asks for {intent}",
+        f"/{rules.keyword} command asks for {asks}",
         issue,
         trigger,
         command=command,
@@ -264,6 +278,7 @@ def usage_reply(rules: Rules, problem: str | None = None) -> str:
         "",
         f"- `/{k}` — implement the issue (`/{k} <instructions>` adds your own)",
         f"- `/{k} plan`, `/{k} ask`, `/{k} dev-env` — plan, answer, or set up a dev environment",
+        f"- while a task runs, `/{k} <message>` sends it a follow-up; `/{k} new ...` starts another task; `/{k} cancel` stops it",
         f"- `--agent provider/model` on the command line picks the agent, e.g. `/{k} plan --agent claude-code/sonnet`",
         f"- `/{k} help` — this message",
         f"- labels: {labels}" if labels else "- no trigger labels are configured",

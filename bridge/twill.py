@@ -1,6 +1,7 @@
 """A thin client for Twill's REST API, and the errors that say what to do next.
 
-Contract: `bridge/contracts/twill-openapi.yaml`. Twill has no idempotency key,
+Contract: `bridge/contracts/twill-openapi.yaml` (creating a task) and
+`twill-openapi-more.yaml` (reading, following up, cancelling). Twill has no idempotency key,
 so the most important thing this module does is tell apart a request that
 certainly did not reach Twill (safe to send again) from one that may have
 (`TwillOutcomeUnknown`: never sent again without a person's say-so).
@@ -12,8 +13,11 @@ import email.utils
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+
+from bridge.follow import JobView, read_job, read_task
 
 USER_AGENT = "twill-github-bridge"
 # A Retry-After beyond a day is a peer's mistake; waiting a day is bound enough.
@@ -51,6 +55,10 @@ class TwillRefused(TwillError):
     """Another 4xx: a permanent refusal."""
 
 
+class TwillMissing(TwillRefused):
+    """404 or 405: no such task, or this Twill lacks the endpoint."""
+
+
 class TwillRateLimited(TwillError):
     """429: wait `retry_after` seconds; the request was not acted on."""
 
@@ -65,6 +73,12 @@ class TwillUnavailable(TwillError):
 
 class TwillOutcomeUnknown(TwillError):
     """The request may have created a task (500, a timeout or a reset after sending)."""
+
+
+class TwillUnreadable(TwillError):
+    """A read answered 200 with a body that is not what the contract describes."""
+
+    retryable = True
 
 
 @dataclass(frozen=True)
@@ -107,8 +121,53 @@ class TwillClient:
 
     async def create_task(self, request: dict[str, Any]) -> CreatedTask:
         """POST /tasks; a CreatedTask on 201, else a TwillError subclass."""
+        response = await self._send("POST", "tasks", request)
+        if response.status_code == 201:
+            return _created(response)
+        raise error_for(response)
+
+    async def get_task(self, task_id: str) -> JobView | None:
+        """GET /tasks/{id}: the task's latest job (None before it has one)."""
+        response = await self._send("GET", f"tasks/{quote(task_id, safe='')}")
+        if response.status_code != 200:
+            raise error_for(response)
         try:
-            response = await self._http.post("tasks", json=request)
+            return read_task(response.json())
+        except ValueError as error:
+            raise TwillUnreadable(
+                "Twill's task answer could not be read", 200, response=response
+            ) from error
+
+    async def send_message(self, task_id: str, message: dict[str, Any]) -> JobView:
+        """POST /tasks/{id}/messages: a follow-up; the new job Twill started."""
+        response = await self._send(
+            "POST", f"tasks/{quote(task_id, safe='')}/messages", message
+        )
+        if response.status_code not in (200, 201):
+            raise error_for(response)
+        try:
+            return read_job(response.json()["job"])
+        except (ValueError, KeyError, TypeError) as error:
+            # The message went in; which job it started is unknown.
+            raise TwillOutcomeUnknown(
+                f"Twill answered {response.status_code} with a body the bridge "
+                "could not read",
+                response.status_code,
+                response=response,
+            ) from error
+
+    async def cancel_task(self, task_id: str) -> None:
+        """POST /tasks/{id}/cancel; returns once Twill says it is cancelled."""
+        response = await self._send("POST", f"tasks/{quote(task_id, safe='')}/cancel")
+        if response.status_code not in (200, 201, 204):
+            raise error_for(response)
+
+    async def _send(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        """One request; transport failures sorted by whether Twill may have seen it."""
+        try:
+            return await self._http.request(method, path, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             # Nothing was written to a connection: Twill cannot have seen it.
             raise TwillUnavailable(
@@ -118,9 +177,6 @@ class TwillClient:
             raise TwillOutcomeUnknown(
                 f"the connection failed after the request was sent: {_describe(error)}"
             ) from error
-        if response.status_code == 201:
-            return _created(response)
-        raise error_for(response)
 
 
 def error_for(response: httpx.Response) -> TwillError:
@@ -154,6 +210,10 @@ def error_for(response: httpx.Response) -> TwillError:
             f"Twill answered HTTP {status}; the task may or may not exist",
             status,
             response=response,
+        )
+    if status in (404, 405):
+        return TwillMissing(
+            f"Twill answered HTTP {status}: {message}", status, response=response
         )
     return TwillRefused(
         f"Twill answered HTTP {status}: {message}", status, response=response
