@@ -37,7 +37,7 @@ from bridge.handover import Handover
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.settings import Secret, Settings
 from bridge.store import bridge_secret
-from bridge.triggers import Rules
+from bridge.triggers import rules_from
 from bridge.twill import TwillClient
 from bridge.webhooks import problem, receive_webhook
 from bridge.worker import Worker
@@ -75,11 +75,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         state.settings = settings
         state.engine = engine
         state.sessions = sessionmaker(engine)
-        state.rules = Rules(
-            labels=settings.labels,
-            default_agent=settings.default_agent,
-            allowed_bots=settings.allowed_bots,
-        )
+        state.rules = rules_from(settings)
         state.counters = Counter()
         state.admin = admin
         if settings.oauth_enabled:

@@ -190,7 +190,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge.triggers import Rules, decide
+    from bridge.triggers import decide, rules_from
     from bridge.webhooks import _meta, _work_for
 
     try:
@@ -201,12 +201,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     if not isinstance(payload, dict):
         print("twill-bridge: the payload is not a JSON object", file=sys.stderr)
         return EXIT_USAGE
-    rules = Rules(
-        labels=settings.labels,
-        default_agent=settings.default_agent,
-        allowed_bots=settings.allowed_bots,
-    )
-    decision = decide(args.event, payload, rules)
+    decision = decide(args.event, payload, rules_from(settings))
     dispatch, reply = _work_for(
         decision, _meta("simulated", args.event, payload, 0), settings
     )

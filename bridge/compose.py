@@ -156,3 +156,35 @@ def create_task_request(
 
 def _cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def follow_up_request(
+    issue: IssueSnapshot,
+    trigger: Trigger,
+    max_chars: int,
+    files: list[dict[str, str]],
+    missing_files: str = "",
+) -> dict[str, Any]:
+    """The JSON body of `POST /tasks/{id}/messages` for a follow-up comment.
+
+    The task already holds the issue, so only the requester's words (and the
+    comment's own attachments) go. Without an intent word the run keeps the
+    task's intent; an agent is sent only when the comment named one.
+    """
+    kind = "pull request" if issue.is_pull_request else "issue"
+    lines = [
+        f"Follow-up from @{trigger.requester} (who has permission to ask) on the "
+        f"GitHub {kind} {issue.repository}#{issue.number}:",
+        "",
+        _cap_instruction(trigger.instruction.strip(), max_chars),
+    ]
+    if missing_files:
+        lines += ["", missing_files]
+    request: dict[str, Any] = {"message": "\n".join(lines)}
+    if trigger.intent_named:
+        request["userIntent"] = trigger.intent
+    if trigger.agent_named and trigger.agent:
+        request["agent"] = trigger.agent
+    if files:
+        request["files"] = files
+    return request

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bridge.attachments import trigger_attachments
-from bridge.compose import Extras, create_task_request
+from bridge.compose import Extras, create_task_request, file_parts, follow_up_request
 from bridge.files import describe_missing
 from bridge.github import GitHubClient
 from bridge.handover import Handover
@@ -25,10 +25,31 @@ from bridge.triggers import IssueSnapshot, Trigger, from_snapshot
 
 
 @dataclass(frozen=True)
+class ActiveTask:
+    """A task this issue's dispatches started that has not (as far as we know) ended."""
+
+    dispatch_id: int
+    task_id: str
+    task_url: str | None
+    agent: str | None
+    label: str | None  # the trigger label that started it, if a label did
+    running: bool  # its job is known to be PENDING or IN_PROGRESS
+
+
+@dataclass(frozen=True)
+class IssueTasks:
+    """What the issue's other dispatches say, to route a follow-up or a cancel."""
+
+    earlier_pending: bool = False  # an earlier trigger here is not sent yet
+    active: tuple[ActiveTask, ...] = ()  # newest first
+    follow_ups: bool = True  # Twill has the status and message endpoints
+
+
+@dataclass(frozen=True)
 class Prepared:
     """The outcome of the checks for one dispatch."""
 
-    outcome: str  # "ready" | "drop" | "skipped" | "denied"
+    outcome: str  # "ready" | "drop" | "skipped" | "denied" | "wait"
     reason: str
     values: dict[str, Any] = field(default_factory=dict)  # columns to set when ready
     reply: str | None = None  # what to tell the issue when not ready
@@ -42,8 +63,13 @@ async def prepare(
     configs: ConfigCache,
     permissions: PermissionCache,
     handover: Handover | None = None,
+    tasks: IssueTasks | None = None,
 ) -> Prepared:
-    """Check the dispatch's trigger and compose its final request."""
+    """Check the dispatch's trigger and compose its final request.
+
+    `tasks` (None: follow-ups and cancels are off) says whether the issue
+    has a task still running, which turns `/twill <text>` into a follow-up.
+    """
     installation = dispatch.installation_id or await github.repo_installation(
         dispatch.repository
     )
@@ -80,6 +106,27 @@ async def prepare(
                 f"denied:{dispatch.repository.lower()}:{dispatch.issue_number}:"
                 f"{trigger.requester.lower()}"
             ),
+        )
+    routed = _route(dispatch, trigger, tasks)
+    if routed is None and trigger.action == "run" and tasks and tasks.follow_ups:
+        running = next((task for task in tasks.active if task.running), None)
+        if running is not None:
+            routed = await _follow_up(
+                dispatch, issue, trigger, running, settings, handover, installation
+            )
+    if routed is not None:
+        if routed.outcome != "ready":
+            return routed
+        permission = (role[0] or role[1]) if role else "allowed bot"
+        return replace(
+            routed,
+            values={
+                "installation_id": installation,
+                "requester_permission": permission,
+                "config_source": config.source,
+                "config_problem": config.problem,
+                **routed.values,
+            },
         )
     if trigger.intent not in config.allowed_intents:
         allowed = ", ".join(sorted(config.allowed_intents))
@@ -128,6 +175,108 @@ async def prepare(
             "config_problem": config.problem,
         },
     )
+
+
+def _route(
+    dispatch: Dispatch, trigger: Trigger, tasks: IssueTasks | None
+) -> Prepared | None:
+    """Wait for earlier triggers, or cancel; None when the dispatch goes on as a run."""
+    if trigger.action == "new":
+        return None
+    if tasks is not None and tasks.earlier_pending:
+        # `/twill` then `/twill cancel` (or a follow-up) must meet the task the
+        # first one starts, so they go in order.
+        return Prepared("wait", "an earlier trigger on this issue is not sent yet")
+    if trigger.action != "cancel":
+        return None
+    candidates = tasks.active if tasks is not None else ()
+    if trigger.kind == "label":
+        candidates = tuple(t for t in candidates if t.label == trigger.label)
+    if candidates:
+        target = candidates[0]
+        return Prepared(
+            "ready",
+            f"cancel the task of dispatch {target.dispatch_id}",
+            values={
+                "action": "cancel",
+                "target_dispatch_id": target.dispatch_id,
+                "request": {"task": target.task_id},
+                "command": "",
+            },
+        )
+    if trigger.kind == "label":
+        return Prepared(
+            "drop", f"no task started by label {trigger.label!r} is running"
+        )
+    return Prepared(
+        "skipped",
+        "there is no running task to cancel",
+        reply=f"@{trigger.requester}, there is no running Twill task on this issue to cancel.",
+        reply_key=bounded_key(f"nothing-to-cancel:{dispatch.trigger_key}"),
+    )
+
+
+async def _follow_up(
+    dispatch: Dispatch,
+    issue: IssueSnapshot,
+    trigger: Trigger,
+    running: ActiveTask,
+    settings: Settings,
+    handover: Handover | None,
+    installation: int,
+) -> Prepared:
+    """A `/twill <text>` on an issue whose task still runs: a message to that task."""
+    task = f"[the task]({running.task_url})" if running.task_url else "the task"
+    # Only the comment's own attachments: the task has the issue's already.
+    comment_only = replace(issue, body="")
+    attachments = trigger_attachments(comment_only, trigger, settings.github_web_host)
+    if not trigger.instruction.strip() and not attachments:
+        return Prepared(
+            "skipped",
+            "a bare command while a task is running",
+            reply=(
+                f"Twill is still working on {task} for this issue. Write "
+                "`/twill <message>` to send it a follow-up, `/twill new` to start "
+                "another task, or `/twill cancel` to stop it."
+            ),
+            reply_key=bounded_key(f"running:{dispatch.trigger_key}"),
+        )
+    if trigger.agent_named and _provider(trigger.agent) != _provider(running.agent):
+        return Prepared(
+            "skipped",
+            "a follow-up cannot change the agent's provider",
+            reply=(
+                f"A follow-up can change the model of {task}, not its provider. "
+                "Write `/twill new --agent ...` to start a task with another agent."
+            ),
+            reply_key=bounded_key(f"provider:{dispatch.trigger_key}"),
+        )
+    files: list[dict[str, str]] = file_parts(attachments)
+    missing = ""
+    if handover is not None:
+        handed = await handover.hand(
+            attachments, comment_only, trigger, installation, dispatch.id
+        )
+        files, missing = handed.parts, describe_missing(handed.missing)
+    request = follow_up_request(
+        issue, trigger, settings.command_max_chars, files, missing
+    )
+    return Prepared(
+        "ready",
+        f"a follow-up to the task of dispatch {running.dispatch_id}",
+        values={
+            "action": "message",
+            "target_dispatch_id": running.dispatch_id,
+            "agent": trigger.agent if trigger.agent_named else running.agent,
+            "request": request,
+            "command": request["message"],
+            "files": request.get("files", []),
+        },
+    )
+
+
+def _provider(agent: str | None) -> str | None:
+    return agent.split("/", 1)[0] if agent else None
 
 
 def _stricter(floor: str, asked: str | None) -> str:

@@ -126,6 +126,13 @@ class Settings:
     twill_rate_per_minute: int = 100
     twill_rate_per_hour: int = 1000
     github_write_interval_seconds: float = 1.0
+    # Following tasks after they start (bridge/follow.py, the worker's poll step).
+    follow_tasks: bool = True
+    poll_first_seconds: float = 30.0
+    poll_max_seconds: float = 600.0
+    poll_max_age_seconds: float = 48 * 3600
+    poll_share: float = 0.25
+    on_unlabel: str = "ignore"
     shutdown_grace_seconds: float = 25.0
     log_level: str = "INFO"
     log_format: str = "auto"
@@ -259,6 +266,16 @@ class _Reader:
             return default
         if number < minimum:
             self.problems.append(f"{name} must be at least {minimum:g}, got {number:g}")
+            return default
+        return number
+
+    def share(self, name: str, default: float) -> float:
+        """A fraction above 0 and at most 1."""
+        number = self.number(name, default, 0.0)
+        if not 0 < number <= 1:
+            self.problems.append(
+                f"{name} must be above 0 and at most 1, got {number:g}"
+            )
             return default
         return number
 
@@ -441,6 +458,14 @@ class _Reader:
             github_write_interval_seconds=self.number(
                 "BRIDGE_GITHUB_WRITE_INTERVAL_SECONDS", 1.0, 0.0
             ),
+            follow_tasks=self.flag("BRIDGE_FOLLOW_TASKS", True),
+            poll_first_seconds=self.number("BRIDGE_POLL_FIRST_SECONDS", 30, 1),
+            poll_max_seconds=self.number("BRIDGE_POLL_MAX_SECONDS", 600, 1),
+            poll_max_age_seconds=self.number(
+                "BRIDGE_POLL_MAX_AGE_SECONDS", 48 * 3600, 60
+            ),
+            poll_share=self.share("BRIDGE_POLL_SHARE", 0.25),
+            on_unlabel=self.choice("BRIDGE_ON_UNLABEL", "ignore", ("ignore", "cancel")),
             shutdown_grace_seconds=self.number("BRIDGE_SHUTDOWN_GRACE_SECONDS", 25, 0),
             log_level=self.choice(
                 "BRIDGE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")

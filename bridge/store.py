@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.models import (
     Base,
+    BridgeFlag,
     BridgeSecret,
     Delivery,
     Dispatch,
@@ -234,3 +235,21 @@ async def bridge_secret(session: AsyncSession, name: str) -> str:
     await session.commit()
     assert value is not None
     return value
+
+
+async def set_flag(session: AsyncSession, name: str, value: str) -> None:
+    """Record a fact for every replica (the caller commits)."""
+    now = utcnow()
+    statement = (
+        _insert(session, BridgeFlag)
+        .values(name=name, value=value, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=["name"], set_={"value": value, "updated_at": now}
+        )
+    )
+    await session.execute(statement)
+
+
+async def get_flag(session: AsyncSession, name: str) -> BridgeFlag | None:
+    """The fact recorded under `name`, if any."""
+    return await session.get(BridgeFlag, name, populate_existing=True)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.commands import Command, find_command
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 INTENT_LABELS = {
     "SWE": "implement",
@@ -34,6 +37,16 @@ class Rules:
     # BRIDGE_ON_UNLABEL: removing a trigger label does nothing, or cancels the
     # task that label started.
     unlabel_cancels: bool = False
+
+
+def rules_from(settings: Settings) -> Rules:
+    """The decision rules that `settings` set."""
+    return Rules(
+        labels=settings.labels,
+        default_agent=settings.default_agent,
+        allowed_bots=settings.allowed_bots,
+        unlabel_cancels=settings.on_unlabel == "cancel",
+    )
 
 
 @dataclass(frozen=True)

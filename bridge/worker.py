@@ -24,35 +24,53 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge import log
 from bridge.budget import RateBudget
+from bridge.follow import JobView, merge_prs, poll_delay
 from bridge.github import GitHubClient, GitHubError, GitHubNotFound
 from bridge.handover import Handover
 from bridge.models import Delivery, Dispatch, Reply, StoredFile, utcnow
-from bridge.prepare import Prepared, prepare
+from bridge.prepare import ActiveTask, IssueTasks, Prepared, prepare
 from bridge.redact import redact
 from bridge.repo_access import ConfigCache, PermissionCache
-from bridge.report import DispatchView, fit, marker, reply_marker, tracking_comment
+from bridge.report import (
+    DispatchView,
+    answer_comment,
+    answer_is_long,
+    answer_marker,
+    fit,
+    marker,
+    reply_marker,
+    tracking_comment,
+)
 from bridge.retry import backoff_seconds
 from bridge.settings import Settings
-from bridge.store import add_event, insert_ignoring_conflict
+from bridge.store import add_event, get_flag, insert_ignoring_conflict, set_flag
 from bridge.twill import (
     CreatedTask,
     TwillClient,
     TwillError,
+    TwillMissing,
     TwillOutcomeUnknown,
     TwillRateLimited,
+    TwillRefused,
     TwillUnavailable,
 )
 
 RECOVERY_INTERVAL = 5.0
+# A follow-up or cancel waits this long for an earlier trigger on its issue.
+IN_ORDER_WAIT = 3.0
+# How long "Twill has no task-status endpoint" holds before it is tried again.
+UNAVAILABLE_RECHECK = timedelta(hours=1)
+STATUS_FLAG = "task_status"
 SWEEP_INTERVAL = 600.0
 REPORT_MAX_ATTEMPTS = 12
 
@@ -92,6 +110,7 @@ class Worker:
         self._last_recovery = 0.0
         self._last_sweep = float("-inf")
         self._secrets = [s.reveal() for s in (settings.twill_api_key,) if s is not None]
+        self._status_logged = False
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
@@ -143,6 +162,8 @@ class Worker:
             did |= await self.prepare_one()
         if self.twill is not None:
             did |= await self.dispatch_one()
+            if self.github is not None and self.settings.follow_tasks:
+                did |= await self.poll_one()
         if self.github is not None:
             did |= await self.report_one()
             did |= await self.reply_one()
@@ -167,6 +188,7 @@ class Worker:
             "issue": dispatch.issue_number,
         }
         try:
+            tasks = await self._issue_tasks(dispatch)
             result = await prepare(
                 dispatch,
                 self.settings,
@@ -174,6 +196,7 @@ class Worker:
                 self.configs,
                 self.permissions,
                 self.handover,
+                tasks,
             )
         except GitHubError as error:
             await self._prepare_failed(dispatch, error)
@@ -200,6 +223,8 @@ class Worker:
             )
             return True
         await self._apply(dispatch, result)
+        if result.outcome == "wait":
+            return True
         log.info(
             "trigger checked", outcome=result.outcome, reason=result.reason, **fields
         )
@@ -211,7 +236,17 @@ class Worker:
         now = utcnow()
         owned = [Dispatch.id == dispatch.id, Dispatch.lease_owner == self.owner]
         async with self.sessions() as session:
-            if result.outcome == "drop":
+            if result.outcome == "wait":
+                await session.execute(
+                    update(Dispatch)
+                    .where(*owned)
+                    .values(
+                        next_attempt_at=now + timedelta(seconds=IN_ORDER_WAIT),
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+            elif result.outcome == "drop":
                 # Not a trigger after all: no dispatch, and the delivery says why.
                 await session.execute(delete(Dispatch).where(*owned))
                 await self._set_delivery(
@@ -367,24 +402,58 @@ class Worker:
             "repository": dispatch.repository,
             "issue": dispatch.issue_number,
         }
-        log.info("sending to twill", attempt=dispatch.attempts, **fields)
+        log.info(
+            "sending to twill",
+            action=dispatch.action,
+            attempt=dispatch.attempts,
+            **fields,
+        )
         try:
-            created = await self.twill.create_task(dispatch.request)
+            if dispatch.action == "message":
+                target = await self._target(dispatch)
+                job = await self.twill.send_message(
+                    target.twill_task_id or "", dispatch.request
+                )
+            elif dispatch.action == "cancel":
+                await self.twill.cancel_task(str(dispatch.request.get("task")))
+            else:
+                created = await self.twill.create_task(dispatch.request)
         except TwillError as error:
             if isinstance(error, TwillRateLimited) and self.budget is not None:
                 await self.budget.pause(_retry_after(error))
-            await self._after_error(dispatch, error)
+            if dispatch.action == "message" and isinstance(error, TwillMissing):
+                await self._message_missed(dispatch, error)
+            elif dispatch.action == "cancel" and isinstance(error, TwillOutcomeUnknown):
+                # Cancelling twice does no harm, so an unknown outcome is retried.
+                await self._after_error(
+                    dispatch, TwillUnavailable(error.message, error.status)
+                )
+            else:
+                await self._after_error(dispatch, error)
             log.warning(
                 "twill refused or failed",
+                action=dispatch.action,
                 error=type(error).__name__,
                 status=error.status,
                 **fields,
             )
         else:
-            await self._after_created(dispatch, created)
-            log.info(
-                "task created", task_id=created.task_id, job_id=created.job_id, **fields
-            )
+            if dispatch.action == "message":
+                await self._after_message(dispatch, target, job)
+                log.info("follow-up sent", task_id=target.twill_task_id, **fields)
+            elif dispatch.action == "cancel":
+                await self._after_cancel(dispatch)
+                log.info(
+                    "task cancelled", task_id=dispatch.request.get("task"), **fields
+                )
+            else:
+                await self._after_created(dispatch, created)
+                log.info(
+                    "task created",
+                    task_id=created.task_id,
+                    job_id=created.job_id,
+                    **fields,
+                )
         return True
 
     async def _wait_for_slot(self, dispatch: Dispatch) -> bool:
@@ -508,6 +577,147 @@ class Worker:
             last_error=None,
             report_pending=True,
             report_next_at=utcnow(),
+            **await self._start_following(created.job_id, created.job_status),
+        )
+
+    async def _start_following(self, job_id: str, job_status: str) -> dict[str, Any]:
+        """The columns that put a just-created task on the poller's list."""
+        if not self.settings.follow_tasks:
+            return {}
+        job = JobView(id=job_id, status=job_status.upper()).to_json()
+        if not await self._status_available():
+            return {"follow": "unavailable", "job": job}
+        first = poll_delay(
+            0,
+            self.settings.poll_first_seconds,
+            self.settings.poll_max_seconds,
+            self.rand,
+        )
+        return {
+            "follow": "active",
+            "job": job,
+            "polls": 0,
+            "poll_next_at": utcnow() + timedelta(seconds=first),
+        }
+
+    async def _target(self, dispatch: Dispatch) -> Dispatch:
+        """The dispatch whose task a follow-up or cancel addresses."""
+        async with self.sessions() as session:
+            target = await session.get(Dispatch, dispatch.target_dispatch_id)
+        if target is None or not target.twill_task_id:
+            raise TwillRefused("the task this follow-up was meant for is gone")
+        return target
+
+    async def _after_message(
+        self, dispatch: Dispatch, target: Dispatch, job: JobView
+    ) -> None:
+        """A follow-up went in: its task now runs the new job."""
+        await self._finish(
+            dispatch,
+            "created",
+            f"follow-up to task {target.twill_task_id}: job {job.id} ({job.status})",
+            twill_task_id=target.twill_task_id,
+            twill_task_slug=target.twill_task_slug,
+            twill_task_url=target.twill_task_url,
+            twill_job_id=job.id,
+            twill_job_status=job.status,
+            last_error=None,
+            report_pending=True,
+            report_next_at=utcnow(),
+        )
+        earlier = JobView.from_json(target.job)
+        prs = merge_prs(earlier.prs if earlier else (), job.prs)
+        following = await self._start_following(job.id, job.status)
+        if "job" in following:
+            following["job"] = replace(job, prs=prs).to_json()
+        await self._note_on_target(
+            target.id,
+            {"kind": "message", "dispatch": dispatch.id, "job": job.id},
+            dispatch,
+            twill_job_id=job.id,
+            twill_job_status=job.status,
+            answer_comment_id=None,
+            **following,
+        )
+
+    async def _after_cancel(self, dispatch: Dispatch) -> None:
+        """Twill cancelled the task: read its status soon, and say who asked."""
+        async with self.sessions() as session:
+            target = await session.get(Dispatch, dispatch.target_dispatch_id)
+        await self._finish(
+            dispatch,
+            "created",
+            f"cancelled task {dispatch.request.get('task')}",
+            twill_task_id=str(dispatch.request.get("task")),
+            twill_task_url=target.twill_task_url if target else None,
+            last_error=None,
+            report_pending=True,
+            report_next_at=utcnow(),
+        )
+        await self._note_on_target(
+            dispatch.target_dispatch_id,
+            {"kind": "cancel", "dispatch": dispatch.id},
+            dispatch,
+            poll_next_at=utcnow(),
+        )
+
+    async def _note_on_target(
+        self,
+        target_id: int | None,
+        note: dict[str, Any],
+        dispatch: Dispatch,
+        **values: Any,
+    ) -> None:
+        """Add a follow-up or cancel to the target's list; its comment is edited."""
+        note = {**note, "by": dispatch.requester, "at": utcnow().isoformat()}
+        async with self.sessions() as session:
+            target = await session.get(Dispatch, target_id, with_for_update=True)
+            if target is None:
+                return
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == target.id)
+                .values(
+                    follow_ups=[*(target.follow_ups or []), note],
+                    report_pending=True,
+                    report_next_at=utcnow(),
+                    **values,
+                )
+            )
+            await add_event(
+                session,
+                target.id,
+                target.status,
+                f"{note['kind']} from @{dispatch.requester} (dispatch {dispatch.id})",
+            )
+            await session.commit()
+
+    async def _message_missed(self, dispatch: Dispatch, error: TwillError) -> None:
+        """404/405 on a follow-up: the task or the endpoint is gone; start a new task.
+
+        The dispatch goes back through the checks, which compose a create once
+        its target no longer counts as running.
+        """
+        message = redact(error.message, self._secrets)
+        async with self.sessions() as session:
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch.target_dispatch_id)
+                .values(
+                    follow="gone" if error.status == 404 else "unavailable",
+                    poll_next_at=None,
+                )
+            )
+            await session.commit()
+        await self._finish(
+            dispatch,
+            "queued",
+            f"the follow-up was refused ({message}); starting a new task instead",
+            action="create",
+            target_dispatch_id=None,
+            prepared=False,
+            attempts=0,
+            next_attempt_at=utcnow(),
         )
 
     async def _after_error(self, dispatch: Dispatch, error: TwillError) -> None:
@@ -589,6 +799,256 @@ class Worker:
             await add_event(session, dispatch.id, status, reason)
             await session.commit()
 
+    # Following the task (bridge/follow.py).
+
+    async def poll_one(self) -> bool:
+        """Read the status of one followed task that is due; True if one was read.
+
+        Reads take only spare rate-budget slots and never run while a create
+        is due, so following many tasks never delays handing over a new one.
+        """
+        assert self.twill is not None
+        now = utcnow()
+        ready = [
+            Dispatch.follow == "active",
+            Dispatch.poll_next_at <= now,
+            Dispatch.twill_task_id.is_not(None),
+        ]
+        async with self.sessions() as session:
+            due = await session.scalar(select(Dispatch.id).where(*ready).limit(1))
+            if due is None or await session.scalar(_creates_due(now)):
+                return False
+        if self.budget is not None and not await self.budget.reserve_spare(
+            self.settings.poll_share
+        ):
+            return False
+        dispatch = await self._claim(Dispatch, ready, Dispatch.poll_next_at)
+        if dispatch is None:
+            return False
+        fields = {
+            "dispatch_id": dispatch.id,
+            "repository": dispatch.repository,
+            "issue": dispatch.issue_number,
+        }
+        try:
+            job = await self.twill.get_task(dispatch.twill_task_id or "")
+        except TwillMissing as error:
+            await self._status_missing(dispatch, error)
+            return True
+        except TwillError as error:
+            if isinstance(error, TwillRateLimited) and self.budget is not None:
+                await self.budget.pause(_retry_after(error))
+            await self._polled(dispatch, None, retry_after=error.retry_after)
+            log.info(
+                "task status not read",
+                error=type(error).__name__,
+                status=error.status,
+                **fields,
+            )
+            return True
+        ended = await self._polled(dispatch, job)
+        if ended is not None:
+            log.info("task ended", status=ended.status, job_id=ended.id, **fields)
+            await self._react_to_end(dispatch, ended)
+        return True
+
+    async def _polled(
+        self,
+        dispatch: Dispatch,
+        job: JobView | None,
+        retry_after: float | None = None,
+    ) -> JobView | None:
+        """Write down a status read; the job if it has just ended."""
+        s = self.settings
+        now = utcnow()
+        wait = poll_delay(
+            dispatch.polls, s.poll_first_seconds, s.poll_max_seconds, self.rand
+        )
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        values: dict[str, Any] = {
+            "polls": dispatch.polls + 1,
+            "poll_next_at": now + timedelta(seconds=wait),
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        earlier = JobView.from_json(dispatch.job)
+        ended = None
+        if job is not None:
+            job = replace(job, prs=merge_prs(earlier.prs if earlier else (), job.prs))
+            if job != earlier:
+                values |= {
+                    "job": job.to_json(),
+                    "twill_job_id": job.id,
+                    "twill_job_status": job.status,
+                    "report_pending": True,
+                    "report_next_at": now,
+                }
+            if job.terminal:
+                values |= {"follow": "done", "poll_next_at": None}
+                ended = job if earlier is None or not earlier.terminal else None
+        age = (now - dispatch.created_at).total_seconds()
+        if values.get("follow") is None and age >= s.poll_max_age_seconds:
+            values |= {
+                "follow": "expired",
+                "poll_next_at": None,
+                "report_pending": True,
+                "report_next_at": now,
+            }
+        async with self.sessions() as session:
+            # A follow-up sent meanwhile started a new job; this read is stale.
+            moved = await session.execute(
+                update(Dispatch)
+                .where(
+                    Dispatch.id == dispatch.id,
+                    Dispatch.lease_owner == self.owner,
+                    _same(Dispatch.twill_job_id, dispatch.twill_job_id),
+                )
+                .values(**values)
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                await session.execute(
+                    update(Dispatch)
+                    .where(
+                        Dispatch.id == dispatch.id, Dispatch.lease_owner == self.owner
+                    )
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+                await session.commit()
+                return None
+            if "job" in values and job is not None:
+                await add_event(
+                    session, dispatch.id, dispatch.status, f"job {job.id}: {job.status}"
+                )
+            if values.get("follow") == "expired":
+                await add_event(
+                    session,
+                    dispatch.id,
+                    dispatch.status,
+                    f"stopped following the task after {age / 3600:.0f} h",
+                )
+            await session.commit()
+        return ended
+
+    async def _status_missing(self, dispatch: Dispatch, error: TwillError) -> None:
+        """404/405 on a status read: Twill lacks the endpoint (or the task).
+
+        Logged once per process; every replica stops following for a while
+        (UNAVAILABLE_RECHECK) and goes on dispatching as before.
+        """
+        reason = f"HTTP {error.status}"
+        async with self.sessions() as session:
+            await set_flag(session, STATUS_FLAG, f"unavailable: {reason}")
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch.id)
+                .values(
+                    follow="unavailable",
+                    poll_next_at=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    report_pending=True,
+                    report_next_at=utcnow(),
+                )
+            )
+            await add_event(
+                session,
+                dispatch.id,
+                dispatch.status,
+                f"task status is not available from Twill ({reason})",
+            )
+            await session.commit()
+        if not self._status_logged:
+            self._status_logged = True
+            log.warning(
+                "task status unavailable; following tasks stops, dispatching goes on",
+                status=error.status,
+                dispatch_id=dispatch.id,
+            )
+
+    async def _status_available(self) -> bool:
+        """False for a while after Twill answered 404/405 to a status read."""
+        async with self.sessions() as session:
+            flag = await get_flag(session, STATUS_FLAG)
+        return not (
+            flag is not None
+            and flag.value.startswith("unavailable")
+            and utcnow() - flag.updated_at < UNAVAILABLE_RECHECK
+        )
+
+    async def _react_to_end(self, dispatch: Dispatch, job: JobView) -> None:
+        """🎉 or 👎 on the comment that started the job that just ended."""
+        content = {"COMPLETED": "hooray", "FAILED": "-1"}.get(job.status)
+        if content is None:
+            return
+        async with self.sessions() as session:
+            starter = await session.scalar(
+                select(Dispatch)
+                .where(
+                    Dispatch.twill_job_id == job.id,
+                    or_(
+                        Dispatch.id == dispatch.id,
+                        Dispatch.target_dispatch_id == dispatch.id,
+                    ),
+                )
+                .order_by(Dispatch.id.desc())
+                .limit(1)
+            )
+        await self._react(starter or dispatch, content)
+
+    async def _issue_tasks(self, dispatch: Dispatch) -> IssueTasks | None:
+        """The issue's other dispatches, for routing follow-ups and cancels."""
+        if not self.settings.follow_tasks:
+            return None
+        same_issue = [
+            Dispatch.repository == dispatch.repository,
+            Dispatch.issue_number == dispatch.issue_number,
+            Dispatch.id != dispatch.id,
+        ]
+        async with self.sessions() as session:
+            pending = await session.scalar(
+                select(Dispatch.id)
+                .where(
+                    *same_issue,
+                    Dispatch.id < dispatch.id,
+                    Dispatch.status.in_(("queued", "sending")),
+                )
+                .limit(1)
+            )
+            rows = (
+                await session.scalars(
+                    select(Dispatch)
+                    .where(
+                        *same_issue,
+                        Dispatch.action == "create",
+                        Dispatch.twill_task_id.is_not(None),
+                        Dispatch.status.in_(("created", "reported")),
+                        or_(
+                            Dispatch.follow.is_(None),
+                            Dispatch.follow.in_(("active", "unavailable")),
+                        ),
+                    )
+                    .order_by(Dispatch.id.desc())
+                    .limit(20)
+                )
+            ).all()
+        active = tuple(
+            ActiveTask(
+                dispatch_id=row.id,
+                task_id=row.twill_task_id or "",
+                task_url=row.twill_task_url,
+                agent=row.agent,
+                label=row.trigger_label if row.trigger_kind == "label" else None,
+                running=row.follow == "active",
+            )
+            for row in rows
+        )
+        return IssueTasks(
+            earlier_pending=pending is not None,
+            active=active,
+            follow_ups=await self._status_available(),
+        )
+
     # Reporting on GitHub.
 
     async def report_one(self) -> bool:
@@ -607,8 +1067,19 @@ class Worker:
         )
         if dispatch is None:
             return False
+        values: dict[str, Any] = {}
         try:
-            comment_id, installation_id = await self._post_tracking_comment(dispatch)
+            if dispatch.action == "message" and dispatch.status == "created":
+                # A follow-up that went in is told on its task's comment.
+                comment_id, installation_id = None, dispatch.installation_id
+            else:
+                answer_id = await self._post_answer(dispatch)
+                if answer_id is not None:
+                    values["answer_comment_id"] = answer_id
+                    dispatch.answer_comment_id = answer_id
+                comment_id, installation_id = await self._post_tracking_comment(
+                    dispatch
+                )
         except GitHubError as error:
             await self._report_failed(dispatch, error)
             return True
@@ -618,23 +1089,33 @@ class Worker:
                 update(Dispatch)
                 .where(Dispatch.id == dispatch.id, Dispatch.lease_owner == self.owner)
                 .values(
-                    comment_id=comment_id,
+                    comment_id=comment_id or dispatch.comment_id,
                     installation_id=installation_id,
-                    report_pending=False,
+                    # News that came in while we posted keeps the report pending.
+                    report_pending=case(
+                        (
+                            _same(Dispatch.report_next_at, dispatch.report_next_at),
+                            False,
+                        ),
+                        else_=True,
+                    ),
                     report_error=None,
                     status=status,
                     lease_owner=None,
                     lease_expires_at=None,
+                    **values,
                 )
             )
-            if status != dispatch.status or dispatch.comment_id is None:
-                await add_event(
-                    session, dispatch.id, status, f"comment {comment_id} on the issue"
-                )
+            if status != dispatch.status or (
+                comment_id is not None and dispatch.comment_id is None
+            ):
+                told = f"comment {comment_id} on the issue" if comment_id else "sent"
+                await add_event(session, dispatch.id, status, told)
             await session.commit()
         if dispatch.status in ("created", "failed"):
+            sent = "+1" if dispatch.action == "cancel" else "rocket"
             await self._react(
-                dispatch, "rocket" if dispatch.status == "created" else "confused"
+                dispatch, sent if dispatch.status == "created" else "confused"
             )
         log.info(
             "issue told",
@@ -645,12 +1126,41 @@ class Worker:
         )
         return True
 
+    async def _post_answer(self, dispatch: Dispatch) -> int | None:
+        """Post a long final answer as its own comment, once; its id, or None."""
+        assert self.github is not None
+        job = JobView.from_json(dispatch.job)
+        if job is None or not job.terminal or not answer_is_long(job):
+            return None
+        if dispatch.answer_comment_id is not None:
+            return None
+        installation = dispatch.installation_id or await self.github.repo_installation(
+            dispatch.repository
+        )
+        if dispatch.report_attempts > 1:
+            found = await self.github.find_comment(
+                installation,
+                dispatch.repository,
+                dispatch.issue_number,
+                answer_marker(dispatch.id, job.id),
+            )
+            if found is not None:
+                return found
+        return await self.github.create_comment(
+            installation,
+            dispatch.repository,
+            dispatch.issue_number,
+            answer_comment(_view(dispatch), job),
+        )
+
     async def _post_tracking_comment(self, dispatch: Dispatch) -> tuple[int, int]:
         assert self.github is not None
         installation = dispatch.installation_id or await self.github.repo_installation(
             dispatch.repository
         )
-        body = tracking_comment(_view(dispatch))
+        body = tracking_comment(
+            _view(dispatch), self.settings.poll_max_age_seconds / 3600
+        )
         if dispatch.comment_id is not None:
             try:
                 await self.github.update_comment(
@@ -853,6 +1363,23 @@ class Worker:
         return timedelta(seconds=self.settings.lease_seconds)
 
 
+def _creates_due(now: Any) -> Any:
+    """Whether a create, follow-up or cancel is due to be sent: reads wait for it."""
+    return select(
+        select(Dispatch.id)
+        .where(
+            Dispatch.status == "queued",
+            Dispatch.prepared.is_(True),
+            Dispatch.next_attempt_at <= now,
+        )
+        .exists()
+    )
+
+
+def _same(column: Any, value: Any) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
 def _retry_after(error: TwillError) -> float:
     # Twill documents Retry-After on every 429; a minute is its window if absent.
     return error.retry_after if error.retry_after is not None else 60.0
@@ -872,4 +1399,13 @@ def _view(dispatch: Dispatch) -> DispatchView:
         last_error=dispatch.last_error,
         dry_run=dispatch.dry_run,
         config_problem=dispatch.config_problem,
+        action=dispatch.action,
+        job=JobView.from_json(dispatch.job),
+        follow=dispatch.follow,
+        follow_ups=tuple(dispatch.follow_ups or ()),
+        answer_url=(
+            f"{dispatch.issue_url}#issuecomment-{dispatch.answer_comment_id}"
+            if dispatch.answer_comment_id and dispatch.issue_url
+            else None
+        ),
     )

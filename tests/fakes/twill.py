@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-CONTRACT = (
-    Path(__file__).resolve().parents[2] / "bridge" / "contracts" / "twill-openapi.yaml"
-)
+CONTRACTS = Path(__file__).resolve().parents[2] / "bridge" / "contracts"
+CONTRACT = CONTRACTS / "twill-openapi.yaml"
+MORE = CONTRACTS / "twill-openapi-more.yaml"
 
 
 def create_task_validator() -> jsonschema.Draft7Validator:
@@ -34,6 +34,20 @@ def create_task_validator() -> jsonschema.Draft7Validator:
     # The contract's $refs point at #/components/schemas/..., so keep that path.
     schema = {**schemas["CreateTaskRequest"], "components": {"schemas": schemas}}
     return jsonschema.Draft7Validator(schema)
+
+
+def more_validator(path: str, method: str, part: str) -> jsonschema.Draft7Validator:
+    """A validator for one request body ("request") or 200 answer ("response")
+    of twill-openapi-more.yaml, with its $refs resolved."""
+    spec = yaml.safe_load(MORE.read_text())
+    operation = spec["paths"][path][method]
+    if part == "request":
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    else:
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    return jsonschema.Draft7Validator(
+        {**schema, "components": {"schemas": spec["components"]["schemas"]}}
+    )
 
 
 @dataclass
@@ -63,11 +77,46 @@ class FakeTwill:
         default_factory=list
     )  # monotonic, per call let through
     contract_errors: list[str] = field(default_factory=list)
+    # Following tasks: "older" answers `pr`, "newer" answers `prs[]` and
+    # `finalAnswer`; `missing` (404 or 405) plays a Twill without these
+    # endpoints; `calls` records (method, path) of every call let through.
+    shape: str = "newer"
+    missing: int | None = None
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    read_faults: deque[Fault] = field(default_factory=deque)
     _times: deque[float] = field(default_factory=deque)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _job_ids: Any = field(default_factory=lambda: itertools.count(1000))
 
     def __post_init__(self) -> None:
         self.validator = create_task_validator()
+        self._checks = {
+            "message": more_validator("/tasks/{taskId}/messages", "post", "request"),
+            "task": more_validator("/tasks/{taskIdOrSlug}", "get", "response"),
+            "jobs": more_validator("/tasks/{taskId}/jobs", "get", "response"),
+            "sent": more_validator("/tasks/{taskId}/messages", "post", "response"),
+            "cancel": more_validator("/tasks/{taskId}/cancel", "post", "response"),
+        }
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        """The task made with id `task_id` (as kept: request, task, jobs)."""
+        return next(t for t in self.tasks if t["task"]["id"] == task_id)
+
+    def advance(self, task_id: str, status: str, **fields: Any) -> dict[str, Any]:
+        """Move the task's latest job to `status`, setting Twill's job fields
+        (`plan`, `finalAnswer`, `error`, `pr=(url, number, title)`, ...)."""
+        job = self.task(task_id)["jobs"][-1]
+        job["status"] = status
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if status == "IN_PROGRESS":
+            job.setdefault("startedAt", now)
+        if status in ("COMPLETED", "FAILED", "CANCELLED"):
+            job.setdefault("startedAt", now)
+            job.setdefault("completedAt", now)
+        job.update(fields)
+        return job
 
     def fail(self, *faults: Fault) -> None:
         """Play these faults, one per call, before answering normally again."""
@@ -76,7 +125,148 @@ class FakeTwill:
     def app(self, base_path: str = "/api/v1") -> Starlette:
         """The ASGI app serving this fake under `base_path`."""
         return Starlette(
-            routes=[Route(f"{base_path}/tasks", self._create, methods=["POST"])]
+            routes=[
+                Route(f"{base_path}/tasks", self._create, methods=["POST"]),
+                Route(f"{base_path}/tasks/{{task}}", self._get_task, methods=["GET"]),
+                Route(
+                    f"{base_path}/tasks/{{task}}/jobs", self._list_jobs, methods=["GET"]
+                ),
+                Route(
+                    f"{base_path}/tasks/{{task}}/messages",
+                    self._message,
+                    methods=["POST"],
+                ),
+                Route(
+                    f"{base_path}/tasks/{{task}}/cancel", self._cancel, methods=["POST"]
+                ),
+            ]
+        )
+
+    # Following tasks (twill-openapi-more.yaml).
+
+    async def _gate(self, request: Request) -> Response | dict[str, Any] | None:
+        """Auth, the missing-endpoint switch, limits and the task; an error or the task."""
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "unauthorized", "Invalid or missing API key")
+        if self.missing == 405:
+            return Response("Method Not Allowed", status_code=405)
+        if self.missing == 404:
+            return _error(404, "not_found", "Not found")
+        wait = self._limited()
+        if wait is not None:
+            self.rejected_429 += 1
+            return _error(
+                429,
+                "rate_limited",
+                "Rate limit exceeded. Max 100 requests per minute.",
+                {"Retry-After": str(max(1, int(wait + 0.999)))},
+            )
+        self.calls.append((request.method, request.url.path))
+        wanted = request.path_params["task"]
+        for task in self.tasks:
+            if wanted in (task["task"]["id"], task["task"]["slug"]):
+                return task
+        return _error(404, "not_found", "Task not found")
+
+    def _answer(self, check: str, body: dict[str, Any]) -> JSONResponse:
+        self.contract_errors.extend(
+            f"{check} answer: {e.message}"
+            for e in self._checks[check].iter_errors(body)
+        )
+        return JSONResponse(body)
+
+    def _job_json(self, job: dict[str, Any]) -> dict[str, Any]:
+        """A job as this fake's Twill version writes it."""
+        out = {k: v for k, v in job.items() if k not in ("prs", "finalAnswer")}
+        prs = job.get("prs") or []
+        if self.shape == "older":
+            first = prs[0] if prs else None
+            out["pr"] = (
+                {
+                    "url": first["prUrl"],
+                    "number": first["prNumber"],
+                    "title": first["title"],
+                }
+                if first
+                else None
+            )
+        else:
+            out["prs"] = prs
+            out["finalAnswer"] = job.get("finalAnswer")
+        return out
+
+    async def _get_task(self, request: Request) -> Response:
+        found = await self._gate(request)
+        if not isinstance(found, dict):
+            return found
+        fault = self.read_faults.popleft() if self.read_faults else None
+        if fault and fault.status:
+            return _error(
+                fault.status, "scripted", f"scripted {fault.status}", body=fault.body
+            )
+        jobs = found["jobs"]
+        return self._answer(
+            "task",
+            {
+                "task": found["task"],
+                "latestJob": self._job_json(jobs[-1]) if jobs else None,
+            },
+        )
+
+    async def _list_jobs(self, request: Request) -> Response:
+        found = await self._gate(request)
+        if not isinstance(found, dict):
+            return found
+        jobs = [self._job_json(job) for job in found["jobs"]]
+        return self._answer("jobs", {"jobs": jobs, "nextCursor": None})
+
+    async def _message(self, request: Request) -> Response:
+        found = await self._gate(request)
+        if not isinstance(found, dict):
+            return found
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "validation_error", "Invalid request body")
+        problems = [e.message for e in self._checks["message"].iter_errors(body)]
+        if problems:
+            self.contract_errors.extend(problems)
+            return _error(400, "validation_error", "Invalid request body")
+        fault = self.faults.popleft() if self.faults else None
+        if fault and fault.status and not fault.create_anyway:
+            return _error(
+                fault.status, "scripted", f"scripted {fault.status}", body=fault.body
+            )
+        # A follow-up cancels the job in flight and starts a new run.
+        for job in found["jobs"]:
+            if job["status"] in ("PENDING", "IN_PROGRESS"):
+                job["status"] = "CANCELLED"
+        job = {
+            "id": f"job_{next(self._job_ids)}",
+            "status": "PENDING",
+            "type": body.get("userIntent"),
+        }
+        found["jobs"].append(job)
+        self.messages.append({"task": found["task"]["id"], **body})
+        if fault and fault.status:
+            return _error(fault.status, "internal_error", "Server error")
+        return self._answer("sent", {"job": {"id": job["id"], "status": "PENDING"}})
+
+    async def _cancel(self, request: Request) -> Response:
+        found = await self._gate(request)
+        if not isinstance(found, dict):
+            return found
+        fault = self.faults.popleft() if self.faults else None
+        if fault and fault.status:
+            return _error(
+                fault.status, "scripted", f"scripted {fault.status}", body=fault.body
+            )
+        for job in found["jobs"]:
+            if job["status"] in ("PENDING", "IN_PROGRESS"):
+                job["status"] = "CANCELLED"
+        self.cancelled.append(found["task"]["id"])
+        return self._answer(
+            "cancel", {"success": True, "task": {"id": found["task"]["id"]}}
         )
 
     def _limited(self) -> float | None:
@@ -152,7 +342,12 @@ class FakeTwill:
             },
             "job": {"id": f"job_{number}", "status": "PENDING"},
         }
-        self.tasks.append({"request": body, **answer})
+        first_job = {
+            "id": f"job_{number}",
+            "status": "PENDING",
+            "type": body.get("userIntent"),
+        }
+        self.tasks.append({"request": body, **answer, "jobs": [first_job]})
         return answer
 
 
