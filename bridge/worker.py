@@ -862,7 +862,7 @@ class Worker:
         s = self.settings
         now = utcnow()
         wait = poll_delay(
-            dispatch.polls, s.poll_first_seconds, s.poll_max_seconds, self.rand
+            dispatch.polls + 1, s.poll_first_seconds, s.poll_max_seconds, self.rand
         )
         if retry_after is not None:
             wait = max(wait, retry_after)

@@ -50,7 +50,7 @@ async def test_one_tracking_comment_edited_in_place_from_queued_to_task(
         "Twill task created" in edited["body"]
         and "https://twill.ai/tasks/task-1" in edited["body"]
     )
-    assert "Job status: `PENDING`" in edited["body"]
+    assert "Job: `PENDING`" in edited["body"]
 
 
 async def test_the_bridges_own_comments_never_trigger(bridge: Harness) -> None:

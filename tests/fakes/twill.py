@@ -46,8 +46,20 @@ def more_validator(path: str, method: str, part: str) -> jsonschema.Draft7Valida
     else:
         schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     return jsonschema.Draft7Validator(
-        {**schema, "components": {"schemas": spec["components"]["schemas"]}}
+        _nullable({**schema, "components": {"schemas": spec["components"]["schemas"]}})
     )
+
+
+def _nullable(schema: Any) -> Any:
+    """OpenAPI 3.0's `nullable: true` in JSON Schema's words (null is allowed)."""
+    if isinstance(schema, list):
+        return [_nullable(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _nullable(value) for key, value in schema.items() if key != "nullable"}
+    if schema.get("nullable"):
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
 
 
 @dataclass

@@ -1,0 +1,452 @@
+"""Following the task from the issue: status, plan, answer, pull requests,
+follow-ups, cancel, and a Twill without these endpoints.
+
+The fake Twill walks each job through PENDING, IN_PROGRESS and a terminal
+status as a test tells it to, answering in its older or newer shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from bridge.models import Dispatch, utcnow
+from tests import payloads
+from tests.conftest import Harness
+from tests.fakes.twill import Fault
+
+ISSUE = "/repos/octo-org/widgets/issues/12"
+PR = {
+    "repoFullName": "octo-org/widgets",
+    "prNumber": 31,
+    "prUrl": "https://github.com/octo-org/widgets/pull/31",
+    "title": "Guard against empty input",
+    "state": "open",
+}
+
+
+async def poll_now(bridge: Harness) -> int:
+    """Make every followed task due for a status read, then drain the worker."""
+    async with bridge.sessions() as session:
+        await session.execute(
+            update(Dispatch)
+            .where(Dispatch.follow == "active")
+            .values(poll_next_at=utcnow())
+        )
+        await session.commit()
+    await bridge.make_due()
+    return await bridge.drain()
+
+
+def tracking(bridge: Harness, number: int = 12) -> dict[str, Any]:
+    """The tracking comment of the issue's first dispatch."""
+    found = [
+        c
+        for c in bridge.github.issue_comments(payloads.REPO, number)
+        if "dispatch=1 -->" in c["body"]
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def reads(bridge: Harness) -> list[str]:
+    return [path for method, path in bridge.twill.calls if method == "GET"]
+
+
+@pytest.mark.parametrize("shape", ["older", "newer"])
+async def test_the_comment_follows_the_job_to_its_pull_request(
+    bridge: Harness, shape: str
+) -> None:
+    bridge.twill.shape = shape
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    first = tracking(bridge)
+    assert "waiting to start" in first["body"] and "`PENDING`" in first["body"]
+
+    bridge.twill.advance("tsk_1", "IN_PROGRESS", startedAt="2026-12-01T10:00:05Z")
+    await poll_now(bridge)
+    working = tracking(bridge)
+    assert working["id"] == first["id"]
+    assert "Twill is working on it" in working["body"]
+    assert "started 2026-12-01 10:00 UTC" in working["body"]
+
+    bridge.twill.advance(
+        "tsk_1",
+        "COMPLETED",
+        completedAt="2026-12-01T10:20:05Z",
+        prs=[PR],
+        finalAnswer="Opened a pull request that guards against empty input.",
+    )
+    await poll_now(bridge)
+    done = tracking(bridge)["body"]
+    assert "✅ Twill finished" in done and "took 20 min" in done
+    assert "(https://github.com/octo-org/widgets/pull/31)" in done
+    assert "Guard against empty input" in done
+    if shape == "newer":
+        assert "(open)" in done and "Opened a pull request that guards" in done
+    else:  # the older shape has neither a PR state nor a final answer
+        assert "(open)" not in done and "**Summary**" not in done
+    assert (f"{ISSUE}/reactions", "hooray") in bridge.github.reactions
+
+    # A job that has ended is not read again.
+    before = len(reads(bridge))
+    await poll_now(bridge)
+    assert len(reads(bridge)) == before
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.follow == "done" and dispatch.poll_next_at is None
+
+
+async def test_a_failed_job_shows_its_reason_and_a_thumbs_down(bridge: Harness) -> None:
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill", comment_id=901)
+    )
+    await bridge.drain()
+    bridge.twill.advance("tsk_1", "FAILED", error="The test suite did not build.")
+    await poll_now(bridge)
+    body = tracking(bridge)["body"]
+    assert "❌ Twill's run failed" in body
+    assert "Reason: The test suite did not build." in body
+    assert bridge.github.reactions[-1] == (
+        "/repos/octo-org/widgets/issues/comments/901/reactions",
+        "-1",
+    )
+
+
+async def test_a_plan_run_shows_the_plan(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill-plan"))
+    await bridge.drain()
+    plan = "1. Validate input in `Widget.submit`\n2. Add a test for @empty input"
+    bridge.twill.advance("tsk_1", "COMPLETED", plan=plan, planOutcome="ready")
+    await poll_now(bridge)
+    body = tracking(bridge)["body"]
+    assert "**Plan** (ready)" in body
+    assert "1. Validate input in `Widget.submit`" in body
+    # The agent's text cannot ping anyone.
+    assert "@\u200bempty" in body and "@empty" not in body
+
+
+async def test_a_long_answer_gets_a_comment_of_its_own_once(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill-ask"))
+    await bridge.drain()
+    answer = "Because the parser never sees the empty string. " * 120
+    bridge.twill.advance("tsk_1", "COMPLETED", finalAnswer=answer)
+    await poll_now(bridge)
+    comments = bridge.github.issue_comments(payloads.REPO, 12)
+    [own] = [c for c in comments if "answer=1:job_1" in c["body"]]
+    assert answer.strip() in own["body"]
+    body = tracking(bridge)["body"]
+    assert f"#issuecomment-{own['id']}" in body and answer[:200] not in body
+
+    # Told again (a later poll, a retry): no second answer comment.
+    async with bridge.sessions() as session:
+        await session.execute(
+            update(Dispatch).values(report_pending=True, report_next_at=utcnow())
+        )
+        await session.commit()
+    await bridge.drain()
+    assert len(bridge.github.issue_comments(payloads.REPO, 12)) == len(comments)
+
+
+async def test_a_short_answer_stays_in_the_tracking_comment(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill-ask"))
+    await bridge.drain()
+    bridge.twill.advance("tsk_1", "COMPLETED", finalAnswer="It is the cache.")
+    await poll_now(bridge)
+    assert len(bridge.github.issue_comments(payloads.REPO, 12)) == 1
+    assert "**Answer**\n\nIt is the cache." in tracking(bridge)["body"]
+
+
+async def test_a_follow_up_goes_to_the_running_task(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.twill.advance("tsk_1", "IN_PROGRESS")
+    await poll_now(bridge)
+
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created("/twill also cover the CLI", comment_id=902),
+    )
+    await bridge.drain()
+    assert len(bridge.twill.tasks) == 1
+    [message] = bridge.twill.messages
+    assert message["task"] == "tsk_1"
+    assert "also cover the CLI" in message["message"]
+    assert "userIntent" not in message  # the task keeps its intent
+    follow_up = "/repos/octo-org/widgets/issues/comments/902/reactions"
+    assert (follow_up, "eyes") in bridge.github.reactions
+    assert (follow_up, "rocket") in bridge.github.reactions
+    # No comment of its own: the task's comment tells it.
+    assert len(bridge.github.issue_comments(payloads.REPO, 12)) == 1
+    body = tracking(bridge)["body"]
+    assert "Follow-up from @maintainer (job `job_1000`)" in body
+    assert "waiting to start" in body
+
+    # The follow-up's job ends: the 🎉 goes on the follow-up, not on the issue.
+    bridge.twill.advance("tsk_1", "COMPLETED")
+    await poll_now(bridge)
+    assert (follow_up, "hooray") in bridge.github.reactions
+    assert (f"{ISSUE}/reactions", "hooray") not in bridge.github.reactions
+
+
+async def test_a_follow_up_can_name_an_intent_and_a_model(bridge: Harness) -> None:
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created("/twill --agent claude-code/sonnet", comment_id=903),
+    )
+    await bridge.drain()
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created(
+            "/twill plan --agent claude-code/opus first write the plan", comment_id=904
+        ),
+    )
+    await bridge.drain()
+    [message] = bridge.twill.messages
+    assert message["userIntent"] == "PLAN"
+    assert message["agent"] == "claude-code/opus"
+
+
+async def test_a_follow_up_cannot_change_the_provider(bridge: Harness) -> None:
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created("/twill --agent claude-code/sonnet", comment_id=905),
+    )
+    await bridge.drain()
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created(
+            "/twill --agent open-code/gpt-5 try it this way", comment_id=906
+        ),
+    )
+    await bridge.drain()
+    assert bridge.twill.messages == [] and len(bridge.twill.tasks) == 1
+    reply = bridge.github.issue_comments(payloads.REPO, 12)[-1]["body"]
+    assert "not its provider" in reply
+
+
+async def test_new_always_starts_another_task(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created("/twill new plan try another way", comment_id=907),
+    )
+    await bridge.drain()
+    assert bridge.twill.messages == []
+    assert [t["request"]["userIntent"] for t in bridge.twill.tasks] == ["SWE", "PLAN"]
+
+
+async def test_after_the_task_ended_a_command_starts_a_new_task(
+    bridge: Harness,
+) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.twill.advance("tsk_1", "COMPLETED")
+    await poll_now(bridge)
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill add docs", comment_id=908)
+    )
+    await bridge.drain()
+    assert bridge.twill.messages == [] and len(bridge.twill.tasks) == 2
+
+
+async def test_a_bare_command_while_running_explains_the_choices(
+    bridge: Harness,
+) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill", comment_id=909)
+    )
+    await bridge.drain()
+    assert len(bridge.twill.tasks) == 1 and bridge.twill.messages == []
+    reply = bridge.github.issue_comments(payloads.REPO, 12)[-1]["body"]
+    assert "still working on" in reply and "`/twill new`" in reply
+
+
+async def test_a_follow_up_right_after_the_label_waits_for_its_task(
+    bridge: Harness,
+) -> None:
+    # Both arrive before the worker runs: the comment must meet the label's task.
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created("/twill and mind the CLI", comment_id=910),
+    )
+    await bridge.drain()
+    await bridge.make_due()
+    await bridge.drain()
+    assert len(bridge.twill.tasks) == 1
+    assert [m["task"] for m in bridge.twill.messages] == ["tsk_1"]
+
+
+async def test_cancel_stops_the_running_task_and_says_so(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill cancel", comment_id=911)
+    )
+    await bridge.drain()
+    assert bridge.twill.cancelled == ["tsk_1"]
+    comments = bridge.github.issue_comments(payloads.REPO, 12)
+    said = [c for c in comments if "Cancelled" in c["body"]]
+    assert len(said) == 1 and "with `/twill cancel`" in said[0]["body"]
+    assert "https://twill.ai/tasks/task-1" in said[0]["body"]
+
+    await poll_now(bridge)
+    body = tracking(bridge)["body"]
+    assert "🛑 Twill's run was cancelled" in body
+    assert "Cancel asked by @maintainer" in body
+    [task_dispatch, _] = await bridge.dispatches()
+    assert task_dispatch.follow == "done"
+
+
+async def test_cancel_with_nothing_running_says_so(bridge: Harness) -> None:
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill cancel", comment_id=912)
+    )
+    await bridge.drain()
+    assert bridge.twill.cancelled == [] and bridge.twill.tasks == []
+    [reply] = bridge.github.issue_comments(payloads.REPO, 12)
+    assert "no running Twill task on this issue to cancel" in reply["body"]
+
+
+async def test_cancel_needs_the_same_permission_as_a_trigger(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.github.roles["stranger"] = "read"
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created("/twill cancel", sender="stranger", comment_id=913),
+    )
+    await bridge.drain()
+    assert bridge.twill.cancelled == []
+
+
+def unlabeled(label: str) -> dict[str, Any]:
+    payload = payloads.issues_labeled(
+        label, labels=[], updated_at="2026-12-01T11:00:00Z"
+    )
+    return {**payload, "action": "unlabeled"}
+
+
+async def test_removing_the_label_does_nothing_by_default(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    answer = await bridge.deliver("issues", unlabeled("twill"))
+    assert answer.json()["outcome"] == "ignored"
+    await bridge.drain()
+    assert bridge.twill.cancelled == []
+
+
+async def test_removing_the_label_can_cancel_its_task(make_harness: Any) -> None:
+    bridge = await make_harness(on_unlabel="cancel")
+    await bridge.deliver("issues", payloads.issues_labeled("twill-plan"))
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill new", comment_id=914)
+    )
+    await bridge.drain()
+    await bridge.deliver("issues", unlabeled("twill-plan"))
+    await bridge.drain()
+    # Only the task that label started.
+    assert bridge.twill.cancelled == ["tsk_1"]
+    said = [
+        c
+        for c in bridge.github.issue_comments(payloads.REPO, 12)
+        if "Cancelled" in c["body"]
+    ]
+    assert "by removing the label `twill-plan`" in said[0]["body"]
+
+
+@pytest.mark.parametrize("status", [404, 405])
+async def test_without_the_status_endpoints_dispatching_goes_on(
+    bridge: Harness, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge.twill.missing = status
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    bridge.twill.missing = None  # the create itself works
+    await bridge.drain()
+    bridge.twill.missing = status
+    caplog.set_level(logging.WARNING, logger="twill_bridge")
+    await poll_now(bridge)
+    [first] = await bridge.dispatches()
+    assert first.follow == "unavailable" and first.status == "reported"
+    assert "does not report task status" in tracking(bridge)["body"]
+
+    # Later tasks are not followed, and `/twill <text>` starts a new task.
+    bridge.twill.missing = None
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill try again", comment_id=915)
+    )
+    await bridge.drain()
+    await poll_now(bridge)
+    assert len(bridge.twill.tasks) == 2 and bridge.twill.messages == []
+    assert [d.follow for d in await bridge.dispatches()] == [
+        "unavailable",
+        "unavailable",
+    ]
+    assert reads(bridge) == []
+    said = [r for r in caplog.records if "task status unavailable" in r.getMessage()]
+    assert len(said) == 1
+
+
+async def test_a_follow_up_the_task_no_longer_takes_starts_a_new_task(
+    bridge: Harness,
+) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.twill.fail(Fault(status=404))
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill go on", comment_id=916)
+    )
+    await bridge.drain()
+    await bridge.make_due()
+    await bridge.drain()
+    assert len(bridge.twill.tasks) == 2
+    first, follow_up = await bridge.dispatches()
+    assert first.follow == "gone"
+    assert follow_up.action == "create" and follow_up.twill_task_id == "tsk_2"
+
+
+async def test_a_failed_status_read_is_tried_again_later(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.twill.read_faults.append(Fault(status=503))
+    await poll_now(bridge)
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.follow == "active" and dispatch.poll_next_at > utcnow()
+    bridge.twill.advance("tsk_1", "IN_PROGRESS")
+    await poll_now(bridge)
+    assert "working on it" in tracking(bridge)["body"]
+
+
+async def test_following_stops_after_the_maximum_age(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    async with bridge.sessions() as session:
+        from datetime import timedelta
+
+        await session.execute(
+            update(Dispatch).values(created_at=utcnow() - timedelta(hours=49))
+        )
+        await session.commit()
+    await poll_now(bridge)
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.follow == "expired" and dispatch.poll_next_at is None
+    assert "stopped following this task after 48 h" in tracking(bridge)["body"]
+
+
+async def test_status_reads_back_off(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    waits = []
+    for _ in range(12):
+        await poll_now(bridge)
+        [dispatch] = await bridge.dispatches()
+        waits.append((dispatch.poll_next_at - utcnow()).total_seconds())
+    assert 35 <= waits[0] <= 55  # 30 s, then half again: 45 s ± a tenth
+    assert all(later >= earlier * 0.8 for earlier, later in zip(waits, waits[1:]))
+    assert 500 <= waits[-1] <= 661  # capped at BRIDGE_POLL_MAX_SECONDS (600 s)
