@@ -93,8 +93,7 @@ class RateBudget:
             if row.next_slot_at > now or (row.paused_until and row.paused_until > now):
                 await session.rollback()
                 return False
-            per_minute = MINUTE / self.interval
-            counts = dict(
+            hourly = dict(
                 (
                     await session.execute(
                         select(RateEvent.kind, func.count())
@@ -103,18 +102,20 @@ class RateBudget:
                     )
                 ).all()
             )
-            recent_polls = await session.scalar(
-                select(func.count()).where(
+            last_read = await session.scalar(
+                select(func.max(RateEvent.at)).where(
                     RateEvent.key == self.key,
                     RateEvent.kind == "poll",
                     RateEvent.at > now - MINUTE,
                 )
             )
-            hour_total = sum(counts.values())
+            # Reads are spaced `interval / share` apart: their share of every
+            # minute, however short the window Twill counts in.
+            spaced = last_read is None or now - last_read >= self.interval / share
             if (
-                (recent_polls or 0) >= max(1, int(per_minute * share))
-                or counts.get("poll", 0) >= max(1, int(self.per_hour * share))
-                or hour_total >= self.per_hour
+                not spaced
+                or hourly.get("poll", 0) >= max(1, int(self.per_hour * share))
+                or sum(hourly.values()) >= self.per_hour
             ):
                 await session.rollback()
                 return False

@@ -39,6 +39,7 @@ WEBHOOK_SECRET = "It's a Secret to Everybody"
 APP_ID = 123456
 TWILL_KEY = "twill-test-key"
 TABLES = (
+    "bridge_flags",
     "dispatch_events",
     "replies",
     "dispatches",

@@ -406,3 +406,33 @@ async def test_a_login_dropped_from_the_allow_list_is_out_at_once(
     )
     dropped.client.cookies[COOKIE] = cookie
     assert (await dropped.client.get("/admin")).status_code == 303
+
+
+async def test_the_detail_shows_what_following_the_task_found(admin: Harness) -> None:
+    await admin.deliver("issues", payloads.issues_labeled("twill"))
+    await admin.drain()
+    admin.twill.advance(
+        "tsk_1",
+        "IN_PROGRESS",
+        prs=[
+            {
+                "repoFullName": "octo-org/widgets",
+                "prNumber": 31,
+                "prUrl": "https://github.com/octo-org/widgets/pull/31",
+                "title": "Guard <script> input",
+                "state": "open",
+            }
+        ],
+    )
+    await admin.deliver(
+        "issue_comment", payloads.comment_created("/twill also the CLI", comment_id=77)
+    )
+    await admin.drain()
+    await sign_in(admin)
+    task = (await admin.client.get("/admin/dispatches/1")).text
+    assert 'id="dispatch-follow">active' in task
+    assert "follow-up</th><td>by maintainer" in task
+    assert 'href="/admin/dispatches/2"' in task
+    follow_up = (await admin.client.get("/admin/dispatches/2")).text
+    assert "follow-up message for" in follow_up
+    assert 'href="/admin/dispatches/1"' in follow_up

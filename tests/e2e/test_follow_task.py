@@ -7,7 +7,10 @@ status as a test tells it to, answering in its older or newer shape.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -448,5 +451,76 @@ async def test_status_reads_back_off(bridge: Harness) -> None:
         [dispatch] = await bridge.dispatches()
         waits.append((dispatch.poll_next_at - utcnow()).total_seconds())
     assert 35 <= waits[0] <= 55  # 30 s, then half again: 45 s ± a tenth
-    assert all(later >= earlier * 0.8 for earlier, later in zip(waits, waits[1:]))
+    assert all(later >= earlier * 0.8 for earlier, later in itertools.pairwise(waits))
     assert 500 <= waits[-1] <= 661  # capped at BRIDGE_POLL_MAX_SECONDS (600 s)
+
+
+async def test_reading_50_tasks_never_pushes_creates_past_the_limit(
+    make_harness: Any,
+) -> None:
+    # Twill's limits on a clock 20 times fast: "a minute" is 3 s. The bridge is
+    # told the same figures in real minutes.
+    scale = 0.05
+    per_minute = 60
+    bridge = await make_harness(
+        twill_rate_per_minute=int(per_minute / scale),
+        poll_first_seconds=1,
+        poll_max_seconds=1,
+        worker_poll_seconds=0.01,
+    )
+    bridge.twill.per_minute, bridge.twill.window_scale = per_minute, scale
+
+    async def run_until(count: int, then: float = 0.0) -> None:
+        workers = [bridge.new_worker(f"load-{n}") for n in range(3)]
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        deadline = time.monotonic() + 60
+        while len(bridge.twill.tasks) < count and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(then)
+        for w in workers:
+            w.stop()
+        await asyncio.gather(*tasks)
+
+    for n in range(50):
+        await bridge.deliver("issues", payloads.issues_labeled("twill", number=100 + n))
+    await run_until(50)
+
+    # 30 new triggers, checked and due, while all 50 tasks are due for a read.
+    for n in range(30):
+        await bridge.deliver("issues", payloads.issues_labeled("twill", number=200 + n))
+    while await bridge.worker.prepare_one():
+        pass
+    await poll_now_without_draining(bridge)
+    await run_until(80, then=3.0)
+
+    assert bridge.twill.rejected_429 == 0
+    assert len(bridge.twill.tasks) == 80 and len(bridge.twill.requests) == 80
+    calls = bridge.twill.calls
+    creates = [
+        i
+        for i, (m, path) in enumerate(calls)
+        if m == "POST" and path.endswith("/tasks")
+    ]
+    burst = creates[50:]
+    # No read went out while a create was due...
+    assert not [c for c in calls[burst[0] : burst[-1]] if c[0] == "GET"]
+    # ...and reading went on afterwards, within its share of each minute.
+    read_times = [
+        t
+        for (m, _), t in zip(calls, bridge.twill.call_times, strict=True)
+        if m == "GET"
+    ]
+    assert len(read_times) >= 5
+    window = 60 * scale
+    busiest = max(sum(1 for t in read_times if s <= t < s + window) for s in read_times)
+    assert busiest <= per_minute * 0.25 + 1
+
+
+async def poll_now_without_draining(bridge: Harness) -> None:
+    async with bridge.sessions() as session:
+        await session.execute(
+            update(Dispatch)
+            .where(Dispatch.follow == "active")
+            .values(poll_next_at=utcnow())
+        )
+        await session.commit()

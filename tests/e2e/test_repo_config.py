@@ -51,7 +51,7 @@ async def test_default_agent_and_instructions_are_applied(bridge: Harness) -> No
     await bridge.deliver("issues", payloads.issues_labeled("twill"))
     await bridge.deliver(
         "issue_comment",
-        payloads.comment_created("/twill --agent claude-code/sonnet", comment_id=9),
+        payloads.comment_created("/twill new --agent claude-code/sonnet", comment_id=9),
     )
     await bridge.drain()
     agents = [r.get("agent") for r in bridge.twill.requests]
@@ -251,12 +251,12 @@ async def test_the_repositorys_default_agent_beats_the_bridges_but_not_a_named_o
     harness.github.files[CONFIG] = "default_agent: codex/gpt-5.4\n"
     await harness.deliver("issues", payloads.issues_labeled("twill"))
     await harness.deliver(
-        "issue_comment", payloads.comment_created("/twill plan", comment_id=91)
+        "issue_comment", payloads.comment_created("/twill new plan", comment_id=91)
     )
     await harness.deliver(
         "issue_comment",
         payloads.comment_created(
-            "/twill --agent open-code/openai/gpt-5.4", comment_id=92
+            "/twill new --agent open-code/openai/gpt-5.4", comment_id=92
         ),
     )
     await harness.drain()

@@ -97,8 +97,8 @@ async def test_denied_is_recorded_with_one_polite_reply_per_person_per_issue(
 
 
 async def test_permission_answers_are_cached_briefly(bridge: Harness) -> None:
-    await comment(bridge, comment_id=1)
-    await comment(bridge, comment_id=2)
+    await comment(bridge, "/twill new plan", comment_id=1)
+    await comment(bridge, "/twill new plan", comment_id=2)
     await bridge.drain()
     checks = [c for c in bridge.github.calls if c[1].endswith("/permission")]
     assert len(checks) == 1 and len(bridge.twill.requests) == 2

@@ -95,6 +95,7 @@ class FakeTwill:
     shape: str = "newer"
     missing: int | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)
+    call_times: list[float] = field(default_factory=list)  # monotonic, per call
     messages: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     read_faults: deque[Fault] = field(default_factory=deque)
@@ -173,12 +174,16 @@ class FakeTwill:
                 "Rate limit exceeded. Max 100 requests per minute.",
                 {"Retry-After": str(max(1, int(wait + 0.999)))},
             )
-        self.calls.append((request.method, request.url.path))
+        self._record(request)
         wanted = request.path_params["task"]
         for task in self.tasks:
             if wanted in (task["task"]["id"], task["task"]["slug"]):
                 return task
         return _error(404, "not_found", "Task not found")
+
+    def _record(self, request: Request) -> None:
+        self.calls.append((request.method, request.url.path))
+        self.call_times.append(time.monotonic())
 
     def _answer(self, check: str, body: dict[str, Any]) -> JSONResponse:
         self.contract_errors.extend(
@@ -308,6 +313,7 @@ class FakeTwill:
                 "Rate limit exceeded. Max 100 requests per minute.",
                 {"Retry-After": str(max(1, int(wait + 0.999)))},
             )
+        self._record(request)
         try:
             body = await request.json()
         except ValueError:

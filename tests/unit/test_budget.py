@@ -90,3 +90,39 @@ async def test_old_events_are_pruned(sessions) -> None:  # type: ignore[no-untyp
     await budget.reserve()
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(RateEvent)) == 1
+
+
+async def test_reads_take_only_a_slot_that_is_free_now(sessions) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    budget = RateBudget(sessions, per_minute=100, per_hour=10_000, clock=clock)
+    await budget.reserve()  # a create holds the next slot
+    await budget.reserve()
+    assert not await budget.reserve_spare(0.25)
+    clock.advance(2)
+    assert await budget.reserve_spare(0.25)
+    # The read took a slot like any call: the next create comes after it.
+    slot = await budget.reserve()
+    assert slot.at == clock.now + budget.interval
+
+
+async def test_reads_keep_to_their_share_of_the_minute_and_hour(sessions) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    budget = RateBudget(sessions, per_minute=100, per_hour=80, clock=clock)
+    taken = 0
+    for _ in range(600):  # ten minutes of trying every second
+        taken += await budget.reserve_spare(0.25)
+        clock.advance(1)
+    # Spaced 60 / (98 * 0.25) ≈ 2.45 s apart, until a quarter of the hour's
+    # 78 calls are reads.
+    assert taken == int((80 - HOURLY_SPARE) * 0.25)
+    clock.advance(3600)
+    assert await budget.reserve_spare(0.25)
+
+
+async def test_a_pause_stops_reads_too(sessions) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    budget = RateBudget(sessions, per_minute=100, per_hour=1000, clock=clock)
+    await budget.pause(30)
+    assert not await budget.reserve_spare(1.0)
+    clock.advance(31)
+    assert await budget.reserve_spare(1.0)

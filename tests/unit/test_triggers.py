@@ -218,3 +218,43 @@ def test_usage_reply_never_triggers_anything_itself() -> None:
     text = usage_reply(RULES, "Unknown word 'plna'. Did you mean 'plan'?")
     assert find_command(text) is None
     assert "/twill plan" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "action", "intent", "named"),
+    [
+        ("/twill fix it", "run", "SWE", False),
+        ("/twill plan", "run", "PLAN", True),
+        ("/twill new", "new", "SWE", False),
+        ("/twill new ask why?", "new", "ASK", True),
+        ("/twill cancel", "cancel", "SWE", False),
+        ("- /Twill CANCEL", "cancel", "SWE", False),
+    ],
+)
+def test_commands_carry_their_action(
+    body: str, action: str, intent: str, named: bool
+) -> None:
+    decision = decide("issue_comment", payloads.comment_created(body), RULES)
+    assert decision.outcome == "dispatch" and decision.trigger is not None
+    assert decision.trigger.action == action
+    assert decision.trigger.intent == intent
+    assert decision.trigger.intent_named is named
+
+
+def test_a_label_always_asks_for_a_task_of_its_own() -> None:
+    decision = decide("issues", payloads.issues_labeled("twill-plan"), RULES)
+    assert decision.trigger is not None and decision.trigger.action == "new"
+
+
+def test_removing_a_label_cancels_only_when_told_to() -> None:
+    payload = {**payloads.issues_labeled("twill"), "action": "unlabeled"}
+    assert decide("issues", payload, RULES).outcome == "ignore"
+    cancels = Rules(labels=DEFAULT_LABELS, unlabel_cancels=True)
+    decision = decide("issues", payload, cancels)
+    assert decision.outcome == "dispatch" and decision.trigger is not None
+    assert decision.trigger.action == "cancel" and decision.trigger.label == "twill"
+    # Its key differs from the label's own, which asked for the task.
+    added = decide("issues", payloads.issues_labeled("twill"), cancels)
+    assert added.trigger is not None and added.trigger.key != decision.trigger.key
+    other = {**payloads.issues_labeled("bug"), "action": "unlabeled"}
+    assert decide("issues", other, cancels).outcome == "ignore"
