@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from bridge import log
 from bridge.attachments import trigger_attachments
-from bridge.compose import create_task_request
+from bridge.compose import create_task_request, task_title
 from bridge.signature import SignatureError, verify
 from bridge.store import (
     DeliveryMeta,
@@ -222,10 +222,17 @@ def _work_for(
     issue, trigger = decision.issue, decision.trigger
     if decision.outcome == "dispatch" and issue is not None and trigger is not None:
         attachments = trigger_attachments(issue, trigger, settings.github_web_host)
-        request = create_task_request(
-            issue, trigger, attachments, settings.command_max_chars
+        cancel = trigger.action == "cancel"
+        # A cancel names its task once the worker knows which one is running.
+        request = (
+            {}
+            if cancel
+            else create_task_request(
+                issue, trigger, attachments, settings.command_max_chars
+            )
         )
         return {
+            "action": "cancel" if cancel else "create",
             "trigger_key": bounded_key(trigger.key),
             "delivery_id": meta.delivery_id,
             "installation_id": meta.installation_id,
@@ -241,8 +248,8 @@ def _work_for(
             "requester": trigger.requester,
             "intent": trigger.intent,
             "agent": trigger.agent,
-            "title": request["title"],
-            "command": request["command"],
+            "title": request.get("title") or task_title(issue),
+            "command": request.get("command", ""),
             "files": request.get("files", []),
             "request": request,
             "dry_run": settings.dry_run,

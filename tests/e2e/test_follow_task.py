@@ -524,3 +524,71 @@ async def poll_now_without_draining(bridge: Harness) -> None:
             .values(poll_next_at=utcnow())
         )
         await session.commit()
+
+
+async def test_a_cancel_twill_refuses_is_reported(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.twill.missing = 405
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill cancel", comment_id=917)
+    )
+    await bridge.drain()
+    said = [
+        c
+        for c in bridge.github.issue_comments(payloads.REPO, 12)
+        if "Could not cancel" in c["body"]
+    ]
+    assert len(said) == 1 and "HTTP 405" in said[0]["body"]
+    assert (
+        "/repos/octo-org/widgets/issues/comments/917/reactions",
+        "confused",
+    ) in bridge.github.reactions
+
+
+async def test_a_cancel_whose_answer_was_lost_is_sent_again(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.twill.fail(Fault(status=500))
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill cancel", comment_id=918)
+    )
+    await bridge.drain()
+    await bridge.make_due()
+    await bridge.drain()
+    # Cancelling twice does no harm, so an unknown outcome is simply retried.
+    assert bridge.twill.cancelled == ["tsk_1"]
+    assert (await bridge.dispatches())[1].status == "reported"
+
+
+async def test_a_follow_up_whose_answer_was_lost_is_not_sent_again(
+    bridge: Harness,
+) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.twill.fail(Fault(status=500, create_anyway=True))
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill go on", comment_id=919)
+    )
+    await bridge.drain()
+    await bridge.make_due()
+    await bridge.drain()
+    assert len(bridge.twill.messages) == 1
+    _, follow_up = await bridge.dispatches()
+    assert follow_up.status == "uncertain"
+    said = [
+        c
+        for c in bridge.github.issue_comments(payloads.REPO, 12)
+        if "Not sure whether the follow-up reached Twill" in c["body"]
+    ]
+    assert len(said) == 1
+
+
+async def test_a_cancel_in_dry_run_stores_no_create_request(make_harness: Any) -> None:
+    bridge = await make_harness(force_dry_run=True)
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill cancel", comment_id=920)
+    )
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.action == "cancel" and dispatch.request == {}
+    assert dispatch.status == "not_sent"
