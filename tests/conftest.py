@@ -39,6 +39,9 @@ WEBHOOK_SECRET = "It's a Secret to Everybody"
 APP_ID = 123456
 TWILL_KEY = "twill-test-key"
 TABLES = (
+    "github_app",
+    "scheduled_jobs",
+    "redeliveries",
     "dispatch_events",
     "replies",
     "dispatches",

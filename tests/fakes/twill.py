@@ -63,6 +63,7 @@ class FakeTwill:
         default_factory=list
     )  # monotonic, per call let through
     contract_errors: list[str] = field(default_factory=list)
+    me_requests: int = 0
     _times: deque[float] = field(default_factory=deque)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -76,7 +77,10 @@ class FakeTwill:
     def app(self, base_path: str = "/api/v1") -> Starlette:
         """The ASGI app serving this fake under `base_path`."""
         return Starlette(
-            routes=[Route(f"{base_path}/tasks", self._create, methods=["POST"])]
+            routes=[
+                Route(f"{base_path}/tasks", self._create, methods=["POST"]),
+                Route(f"{base_path}/auth/me", self._me, methods=["GET"]),
+            ]
         )
 
     def _limited(self) -> float | None:
@@ -93,6 +97,26 @@ class FakeTwill:
         self._times.append(now)
         self.accepted_at.append(now)
         return None
+
+    async def _me(self, request: Request) -> Response:
+        # getMe in bridge/contracts/twill-openapi-more.yaml; counted like any call.
+        self.me_requests += 1
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "unauthorized", "Invalid or missing API key")
+        if self._limited() is not None:
+            self.rejected_429 += 1
+            return _error(
+                429, "rate_limited", "Rate limit exceeded.", {"Retry-After": "1"}
+            )
+        return JSONResponse(
+            {
+                "workspaceId": "ws_1",
+                "workspaceName": "Octo",
+                "workspaceSlug": "octo",
+                "userId": "usr_1",
+                "apiKeyId": "key_1",
+            }
+        )
 
     async def _create(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
