@@ -325,3 +325,27 @@ async def test_the_environment_wins_over_the_stored_webhook_secret(
     assert bridge.app.state.settings.webhook_secrets == (
         Secret("from-the-environment"),
     )
+
+
+@pytest.mark.slow
+def test_serve_says_where_the_setup_token_is_and_never_what(tmp_path: Path) -> None:
+    from tests.live import BridgeProcess
+
+    bridge = BridgeProcess({"BRIDGE_PUBLIC_URL": PUBLIC}, tmp_path).start()
+    try:
+        page = httpx.get(f"{bridge.url}/setup")
+        assert page.status_code == 200 and "Setup token" in page.text
+    finally:
+        assert bridge.terminate() == 0
+    token_file = tmp_path / "setup-token"
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    [line] = [
+        json.loads(line)
+        for line in bridge.output().splitlines()
+        if "no GitHub App yet" in line
+    ]
+    assert line["setup_url"] == f"{PUBLIC}/setup"
+    assert line["token_file"] == str(token_file.resolve())
+    assert token not in bridge.output()
