@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import socket
@@ -23,17 +24,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge import log
+from bridge import log, setup_views
 from bridge.admin import api as admin_api
 from bridge.admin import pages
 from bridge.admin.auth import Sessions
 from bridge.admin.web import Admin, templates
 from bridge.budget import RateBudget
+from bridge.credentials import AppCredentials, CredentialsError, with_credentials
+from bridge.credentials import load as load_credentials
 from bridge.db import create_engine, sessionmaker, sqlite_worker_lock
 from bridge.fetch import Fetcher, Resolver, system_resolver
 from bridge.file_views import serve_file
 from bridge.github import GitHubClient
 from bridge.handover import Handover
+from bridge.redeliver import RedeliverJob
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.settings import Secret, Settings
 from bridge.store import bridge_secret
@@ -72,68 +76,44 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         state = app.state
-        state.settings = settings
         state.engine = engine
         state.sessions = sessionmaker(engine)
-        state.rules = rules_from(settings)
+        state.peers = peers
         state.counters = Counter()
         state.admin = admin
-        if settings.oauth_enabled:
-            # The OAuth web flow goes to GitHub's web host and its REST API.
-            admin.oauth_client = httpx.AsyncClient(
-                transport=peers.github_transport,
-                timeout=10,
-                headers={"User-Agent": "twill-github-bridge"},
-            )
-        state.worker = None
-        twill, github = _clients(settings, peers, write_pacer(settings, state.sessions))
-        state.twill, state.github = twill, github
-        state.configs = ConfigCache(github) if github else None
-        permissions = PermissionCache(github) if github else None
+        state.reconfigure = asyncio.Lock()
+        state.apply_credentials = functools.partial(apply_credentials, app)
         async with state.sessions() as session:
             state.files_secret = (
                 settings.files_secret.reveal()
                 if settings.files_secret
                 else await bridge_secret(session, "files")
             )
-        fetcher = Fetcher(
-            settings.files_max_bytes,
-            _configured_hosts(settings),
-            transport=peers.files_transport,
-            resolver=peers.resolver,
-        )
-        handover = (
-            Handover(settings, state.sessions, github, fetcher, state.files_secret)
-            if github
+        await _start_services(app, settings)
+        watcher = (
+            asyncio.create_task(_watch_for_credentials(app))
+            if settings.github_app_id is None
             else None
         )
-        state.handover = handover
-        pool = _worker_pool(
-            settings,
-            state.sessions,
-            twill,
-            github,
-            state.configs,
-            permissions,
-            handover,
-        )
-        state.worker = pool
-        if pool is not None:
-            pool.start()
         try:
             yield
         finally:
-            if pool is not None:
-                await pool.stop(settings.shutdown_grace_seconds)
-            for client in (twill, github, fetcher, admin.oauth_client):
-                if client is not None:
-                    await client.aclose()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await _stop_services(app)
             await engine.dispose()
 
     return Starlette(
         routes=[
             Route("/api/github/webhooks", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            # Registering the GitHub App from a manifest (bridge/setup_views.py).
+            Route("/setup", setup_views.setup_page, methods=["GET"]),
+            Route("/setup", setup_views.setup_token_form, methods=["POST"]),
+            Route("/setup/manifest", setup_views.manifest_page, methods=["GET"]),
+            Route("/setup/callback", setup_views.callback, methods=["GET"]),
             Route("/files/{file_id}/{name}", serve_file, methods=["GET"]),
             # The dashboard: pages and forms (bridge/admin/pages.py) ...
             Route("/admin", pages.overview, methods=["GET"]),
@@ -176,6 +156,130 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         exception_handlers={404: _not_found, 405: _not_allowed, Exception: _failed},
         lifespan=lifespan,
     )
+
+
+async def _start_services(app: Starlette, settings: Settings) -> None:
+    """Build the clients, caches and loops that `settings` call for, on app.state."""
+    state = app.state
+    peers: Peers = state.peers
+    admin: Admin = state.admin
+    state.settings = settings
+    state.rules = rules_from(settings)
+    if settings.oauth_enabled:
+        # The OAuth web flow goes to GitHub's web host and its REST API.
+        admin.oauth_client = httpx.AsyncClient(
+            transport=peers.github_transport,
+            timeout=10,
+            headers={"User-Agent": "twill-github-bridge"},
+        )
+    state.worker = None
+    twill, github = _clients(settings, peers, write_pacer(settings, state.sessions))
+    state.twill, state.github = twill, github
+    state.configs = ConfigCache(github) if github else None
+    permissions = PermissionCache(github) if github else None
+    state.fetcher = Fetcher(
+        settings.files_max_bytes,
+        _configured_hosts(settings),
+        transport=peers.files_transport,
+        resolver=peers.resolver,
+    )
+    state.handover = (
+        Handover(settings, state.sessions, github, state.fetcher, state.files_secret)
+        if github
+        else None
+    )
+    pool = _worker_pool(
+        settings,
+        state.sessions,
+        twill,
+        github,
+        state.configs,
+        permissions,
+        state.handover,
+    )
+    state.worker = pool
+    if pool is not None:
+        pool.start()
+    state.redeliver_job = None
+    state.redeliver_task = None
+    if (
+        github is not None
+        and settings.worker_enabled
+        and settings.redeliver_interval_seconds > 0
+    ):
+        job = RedeliverJob(
+            state.sessions,
+            github,
+            worker_name(),
+            settings.redeliver_interval_seconds,
+            settings.redeliver_window_seconds,
+            app_write_pacer(settings, state.sessions),
+        )
+        state.redeliver_job = job
+        state.redeliver_task = asyncio.create_task(job.run(), name="redeliver")
+
+
+async def _stop_services(app: Starlette) -> None:
+    """Stop what `_start_services` started and close its clients."""
+    state = app.state
+    settings: Settings = state.settings
+    if state.redeliver_job is not None:
+        state.redeliver_job.stop()
+        await asyncio.wait([state.redeliver_task], timeout=5)
+        state.redeliver_task.cancel()
+    if state.worker is not None:
+        await state.worker.stop(settings.shutdown_grace_seconds)
+        state.worker = None
+    admin: Admin = state.admin
+    for client in (state.twill, state.github, state.fetcher, admin.oauth_client):
+        if client is not None:
+            await client.aclose()
+    admin.oauth_client = None
+
+
+async def apply_credentials(app: Starlette, credentials: AppCredentials) -> Settings:
+    """Take up the App's credentials in this running process; the new settings.
+
+    Deliveries are verified with the new webhook secret at once; when the
+    App's credentials were all the bridge lacked, the worker starts too.
+    """
+    state = app.state
+    async with state.reconfigure:
+        current: Settings = state.settings
+        updated = with_credentials(current, credentials)
+        if updated != current:
+            await _stop_services(app)
+            await _start_services(app, updated)
+            log.info(
+                "github app credentials taken up",
+                app_id=updated.github_app_id,
+                dry_run=updated.dry_run,
+            )
+        return updated
+
+
+# How often a process without the App's credentials looks whether another
+# replica's /setup stored them.
+WATCH_SECONDS = 5.0
+
+
+async def _watch_for_credentials(app: Starlette) -> None:
+    state = app.state
+    while state.settings.github_app_id is None:
+        await asyncio.sleep(WATCH_SECONDS)
+        try:
+            found = await load_credentials(state.sessions, state.settings)
+        except CredentialsError as error:
+            log.warning("stored github app credentials are unusable", reason=str(error))
+            return
+        except Exception as error:  # a database blip: look again later
+            log.warning(
+                "could not look for github app credentials", error=type(error).__name__
+            )
+            continue
+        if found is not None:
+            await apply_credentials(app, found)
+            return
 
 
 class WorkerPool:
@@ -261,6 +365,26 @@ def _configured_hosts(settings: Settings) -> set[str]:
     """
     hosts = {httpx.URL(settings.github_api_url).host, settings.github_web_host}
     return {host for host in hosts if host} - {"github.com", "api.github.com"}
+
+
+def app_write_pacer(settings: Settings, sessions: Any) -> Any:
+    """Spacing of the App's own writes (with its JWT), across replicas."""
+    interval = settings.github_write_interval_seconds
+    if interval <= 0:
+        return None
+    budget = RateBudget(
+        sessions,
+        per_minute=max(1, round(60 / interval)),
+        per_hour=10**9,
+        key="github-writes:app",
+    )
+
+    async def pace() -> None:
+        slot = await budget.reserve()
+        if slot.wait > 0:
+            await asyncio.sleep(slot.wait)
+
+    return pace
 
 
 def write_pacer(settings: Settings, sessions: Any) -> Any:

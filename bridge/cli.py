@@ -1,4 +1,4 @@
-"""The `twill-bridge` command: serve, migrate, simulate, dispatches."""
+"""The `twill-bridge` command: serve, migrate, doctor, redeliver, simulate, dispatches."""
 
 from __future__ import annotations
 
@@ -23,18 +23,25 @@ EXIT_USAGE = 2
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    from bridge.credentials import CredentialsError
+
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as error:
+        if args.run is _doctor:
+            # The doctor reports, in its own format, and fails.
+            for problem in error.problems:
+                print(f"FAIL  {'settings':<16} {problem}")
+            return 1
         for problem in error.problems:
             print(f"twill-bridge: {problem}", file=sys.stderr)
         return EXIT_USAGE
     log.configure(settings.log_level, settings.log_format)
     try:
         result: int = args.run(settings, args)
-    except DatabaseUnusable as error:
+    except (DatabaseUnusable, CredentialsError) as error:
         print(f"twill-bridge: {error}", file=sys.stderr)
         return 1
     return result
@@ -101,6 +108,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(run=_migrate)
 
+    doctor = commands.add_parser(
+        "doctor", help="check settings, database, GitHub App, Twill key and webhook"
+    )
+    doctor.set_defaults(run=_doctor)
+
+    redeliver = commands.add_parser(
+        "redeliver",
+        help="ask GitHub to send again the deliveries that never reached the bridge",
+    )
+    redeliver.add_argument(
+        "--since",
+        type=_duration,
+        default=_duration("24h"),
+        help="how far back to look: 90m, 24h, 3d or seconds (default 24h)",
+    )
+    redeliver.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be redelivered, and ask GitHub for nothing",
+    )
+    redeliver.set_defaults(run=_redeliver)
+
     simulate = commands.add_parser(
         "simulate", help="show what a payload would trigger, without any network"
     )
@@ -133,6 +162,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.app import create_app
     from bridge.db import migrate
 
+    _database_step(
+        settings, "migrate the database", lambda: migrate(settings.database_url)
+    )
+    log.info("database ready", database=_safe_url(settings.database_url))
+    settings = _with_stored_credentials(settings)
     settings, secret_file = ensure_webhook_secret(settings)
     settings = ensure_session_secret(settings)
     if secret_file is not None:
@@ -146,10 +180,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "dry run: dispatches are composed and stored, never sent",
             missing="; ".join(settings.dry_run_reasons),
         )
-    _database_step(
-        settings, "migrate the database", lambda: migrate(settings.database_url)
-    )
-    log.info("database ready", database=_safe_url(settings.database_url))
+    if settings.github_app_id is None:
+        _offer_setup(settings, args)
     config = uvicorn.Config(
         create_app(settings),
         host=args.host or settings.host,
@@ -177,6 +209,150 @@ async def _run_server(server: Any) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.handle_exit, signum, None)
     await server.serve()
+
+
+def _with_stored_credentials(settings: Settings) -> Settings:
+    """`settings` with what /setup stored filling the gaps the environment left."""
+    from bridge.credentials import load, with_credentials
+    from bridge.db import create_engine, sessionmaker
+
+    async def read() -> Any:
+        engine = create_engine(settings.database_url)
+        try:
+            return await load(sessionmaker(engine), settings)
+        finally:
+            await engine.dispose()
+
+    found = _database_step(
+        settings, "read the GitHub App's credentials", lambda: asyncio.run(read())
+    )
+    return with_credentials(settings, found) if found is not None else settings
+
+
+def _offer_setup(settings: Settings, args: argparse.Namespace) -> None:
+    """Write the setup token where the operator can read it, and say where."""
+    from bridge.db import create_engine, sessionmaker
+    from bridge.setup_views import write_token_file
+    from bridge.store import bridge_secret
+
+    async def token() -> str:
+        engine = create_engine(settings.database_url)
+        try:
+            async with sessionmaker(engine)() as session:
+                return await bridge_secret(session, "setup-token")
+        finally:
+            await engine.dispose()
+
+    path = write_token_file(settings.data_dir, asyncio.run(token()))
+    base = settings.public_url or (
+        f"http://{args.host or settings.host}:{args.port or settings.port}"
+    )
+    log.warning(
+        "no GitHub App yet: register one at /setup with the setup token",
+        setup_url=f"{base}/setup",
+        token_file=str(path.resolve()),
+    )
+
+
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from bridge.doctor import failed, run_checks
+
+    checks = asyncio.run(run_checks(settings))
+    for check in checks:
+        print(check.line())
+    return 1 if failed(checks) else 0
+
+
+def _redeliver(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from bridge.app import app_write_pacer, worker_name
+    from bridge.db import create_engine, sessionmaker
+    from bridge.github import GitHubClient, GitHubError
+    from bridge.models import utcnow
+    from bridge.redeliver import JOB, claim_job, finish_job, redeliver_failed
+
+    _database_step(settings, "read deliveries", lambda: None)
+    settings = _with_stored_credentials(settings)
+    if settings.github_app_id is None or settings.github_private_key is None:
+        print(
+            "twill-bridge: no GitHub App credentials (set GITHUB_APP_ID and the "
+            "private key, or register the App at /setup)",
+            file=sys.stderr,
+        )
+        return 1
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        sessions = sessionmaker(engine)
+        assert settings.github_app_id and settings.github_private_key
+        github = GitHubClient(
+            settings.github_api_url,
+            settings.github_app_id,
+            settings.github_private_key.reveal(),
+        )
+        owner = f"cli:{worker_name()}"
+        try:
+            taken, _ = await claim_job(
+                sessions, JOB, owner, timedelta(minutes=10), timedelta(0)
+            )
+            if not taken:
+                print(
+                    "twill-bridge: a redelivery pass is running elsewhere; "
+                    "try again in a few minutes",
+                    file=sys.stderr,
+                )
+                return 1
+            result = "failed"
+            try:
+                summary = await redeliver_failed(
+                    sessions,
+                    github,
+                    utcnow() - timedelta(seconds=args.since),
+                    app_write_pacer(settings, sessions),
+                    dry_run=args.dry_run,
+                )
+                result = summary.line()
+            except GitHubError as error:
+                print(f"twill-bridge: cannot list deliveries: {error}", file=sys.stderr)
+                return 1
+            finally:
+                await finish_job(sessions, JOB, owner, result)
+            verb = "would redeliver" if args.dry_run else "redelivered"
+            for attempt in summary.redelivered:
+                event = (
+                    f"{attempt.event}.{attempt.action}"
+                    if attempt.action
+                    else attempt.event
+                )
+                print(
+                    f"{verb} {attempt.guid}  {event}  "
+                    f"(HTTP {attempt.status_code or 'none'} at "
+                    f"{attempt.delivered_at:%Y-%m-%d %H:%M} UTC)"
+                )
+            for attempt, reason in summary.refused:
+                print(f"refused {attempt.guid}: {reason}")
+            print(summary.line())
+            return 1 if summary.refused or summary.stopped else 0
+        finally:
+            await github.aclose()
+            await engine.dispose()
+
+    result: int = asyncio.run(run())
+    return result
+
+
+def _duration(text: str) -> float:
+    """Seconds from `90m`, `24h`, `3d`, `45s` or a plain number of seconds."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text.lower())
+    if not match or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration such as 24h or 90m"
+        )
+    factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    return float(int(match[1]) * factor)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

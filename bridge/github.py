@@ -159,6 +159,60 @@ class GitHubClient:
             self._tokens[installation_id] = _Token(body["token"], expires.timestamp())
             return body["token"]
 
+    async def app(self) -> dict[str, Any]:
+        """`GET /app`: the App itself (slug, owner, permissions, events)."""
+        response = await self._send("GET", "app", self._jwt_header())
+        return dict(response.json())
+
+    async def hook_config(self) -> dict[str, Any]:
+        """`GET /app/hook/config`: where the App's webhook points (secret masked)."""
+        response = await self._send("GET", "app/hook/config", self._jwt_header())
+        return dict(response.json())
+
+    async def installations(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The App's installations, at most `limit` of them (paged by 100)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while len(found) < limit:
+            response = await self._send(
+                "GET",
+                "app/installations",
+                self._jwt_header(),
+                params={"per_page": 100, "page": page},
+            )
+            batch = response.json()
+            found.extend(batch)
+            if len(batch) < 100:
+                break
+            page += 1
+        return found[:limit]
+
+    async def hook_deliveries(
+        self, cursor: str | None = None, per_page: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the App's webhook deliveries, newest first, and the next cursor.
+
+        GitHub pages this list by cursor, given in the `Link` header's
+        `rel="next"` URL (docs.github.com, "List deliveries for an app webhook").
+        """
+        params: dict[str, Any] = {"per_page": per_page}
+        if cursor:
+            params["cursor"] = cursor
+        response = await self._send(
+            "GET", "app/hook/deliveries", self._jwt_header(), params=params
+        )
+        following = response.links.get("next", {}).get("url")
+        next_cursor = httpx.URL(following).params.get("cursor") if following else None
+        return list(response.json()), next_cursor
+
+    async def redeliver(self, hook_delivery_id: int) -> None:
+        """Ask GitHub to send delivery attempt `hook_delivery_id` again (202)."""
+        await self._send(
+            "POST",
+            f"app/hook/deliveries/{int(hook_delivery_id)}/attempts",
+            self._jwt_header(),
+        )
+
     # Installation-level calls.
 
     async def create_comment(
@@ -347,35 +401,78 @@ class GitHubClient:
             ) from error
         if response.is_success:
             return response
-        raise self._error(response)
+        raise error_for(response, self._clock())
 
-    def _error(self, response: httpx.Response) -> GitHubError:
-        status = response.status_code
-        headers = response.headers
-        now = self._clock()
-        retry_after = retry_after_seconds(headers.get("retry-after"), now)
+
+async def convert_manifest(
+    api_url: str,
+    code: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, Any]:
+    """`POST /app-manifests/{code}/conversions`: the App GitHub just registered.
+
+    The last step of the manifest flow (docs.github.com, "Registering a GitHub
+    App from a manifest"): no credentials, only the one-hour `code`. The answer
+    holds the App's id, slug, `pem`, `webhook_secret`, `client_id` and
+    `client_secret`; GitHub gives them this once.
+    """
+    async with httpx.AsyncClient(
+        base_url=api_url.rstrip("/") + "/",
+        headers={
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": USER_AGENT,
+        },
+        timeout=15.0,
+        transport=transport,
+    ) as client:
         try:
-            message = str(response.json().get("message") or "")[:300]
-        except ValueError:
-            message = ""
-        text = f"GitHub answered HTTP {status}" + (f": {message}" if message else "")
-        if status in (403, 429):
-            if retry_after is not None:
-                return GitHubRateLimited(text, status, now + retry_after, response)
-            if (
-                headers.get("x-ratelimit-remaining") == "0"
-                and headers.get("x-ratelimit-reset", "").isdigit()
-            ):
-                return GitHubRateLimited(
-                    text, status, float(headers["x-ratelimit-reset"]), response
-                )
-            if status == 429 or "secondary rate limit" in message.lower():
-                # GitHub: without a header, wait at least a minute.
-                return GitHubRateLimited(text, status, now + 60, response)
-        if status == 401:
-            return GitHubUnauthorized(text, status, response=response)
-        if status == 404:
-            return GitHubNotFound(text, status, response=response)
-        if status >= 500:
-            return GitHubUnavailable(text, status, response=response)
-        return GitHubRefused(text, status, response=response)
+            response = await client.post(
+                f"app-manifests/{quote(code, safe='')}/conversions"
+            )
+        except httpx.TransportError as error:
+            raise GitHubUnavailable(
+                f"GitHub could not be reached: {type(error).__name__}"
+            ) from error
+    if not response.is_success:
+        raise error_for(response, time.time())
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise GitHubUnavailable("GitHub's answer was not JSON") from error
+    if not isinstance(body, dict):
+        raise GitHubUnavailable("GitHub's answer was not a JSON object")
+    return body
+
+
+def error_for(response: httpx.Response, now: float) -> GitHubError:
+    """The GitHubError a non-success answer stands for."""
+    status = response.status_code
+    headers = response.headers
+    retry_after = retry_after_seconds(headers.get("retry-after"), now)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = str(body.get("message") or "")[:300] if isinstance(body, dict) else ""
+    text = f"GitHub answered HTTP {status}" + (f": {message}" if message else "")
+    if status in (403, 429):
+        if retry_after is not None:
+            return GitHubRateLimited(text, status, now + retry_after, response)
+        if (
+            headers.get("x-ratelimit-remaining") == "0"
+            and headers.get("x-ratelimit-reset", "").isdigit()
+        ):
+            return GitHubRateLimited(
+                text, status, float(headers["x-ratelimit-reset"]), response
+            )
+        if status == 429 or "secondary rate limit" in message.lower():
+            # GitHub: without a header, wait at least a minute.
+            return GitHubRateLimited(text, status, now + 60, response)
+    if status == 401:
+        return GitHubUnauthorized(text, status, response=response)
+    if status == 404:
+        return GitHubNotFound(text, status, response=response)
+    if status >= 500:
+        return GitHubUnavailable(text, status, response=response)
+    return GitHubRefused(text, status, response=response)

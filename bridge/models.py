@@ -350,3 +350,57 @@ class BridgeFlag(Base):
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GitHubApp(Base):
+    """The GitHub App registered through /setup: one row, written once.
+
+    Its existence closes /setup on every replica. The private key, webhook
+    secret and OAuth client secret are in `sealed` (Fernet, with
+    BRIDGE_SECRETS_KEY) when `storage` is `database`; with `file` they are in
+    BRIDGE_CREDENTIALS_FILE and `sealed` is empty.
+    """
+
+    __tablename__ = "github_app"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    app_id: Mapped[int] = mapped_column(BigInteger)
+    slug: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str | None] = mapped_column(String(100))
+    html_url: Mapped[str] = mapped_column(Text, default="")
+    client_id: Mapped[str | None] = mapped_column(String(100))
+    storage: Mapped[str] = mapped_column(String(20))  # database | file
+    sealed: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScheduledJob(Base):
+    """A periodic job that one replica at a time runs, under a lease."""
+
+    __tablename__ = "scheduled_jobs"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_result: Mapped[str | None] = mapped_column(Text)
+
+
+class Redelivery(Base):
+    """A delivery GitHub failed to hand us, that we asked it to send again."""
+
+    __tablename__ = "redeliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(100), unique=True)
+    # GitHub's id of the attempt we asked it to repeat (not the guid).
+    hook_delivery_id: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # requested (GitHub took the request) | failed (it refused; see last_error)
+    outcome: Mapped[str] = mapped_column(String(20))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    first_requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

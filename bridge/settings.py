@@ -145,6 +145,14 @@ class Settings:
     admin_password: Secret | None = None
     admin_token: Secret | None = None
     session_secret: Secret | None = None
+    # The App registered through /setup: its credentials are kept encrypted in
+    # the database with `secrets_key`, or else written to `credentials_file`.
+    secrets_key: Secret | None = None
+    credentials_file: Path = Path("github-app.env")
+    # GitHub never retries a failed delivery; this job asks it to, every
+    # `redeliver_interval_seconds` (0: never), for the last `redeliver_window_seconds`.
+    redeliver_interval_seconds: float = 300.0
+    redeliver_window_seconds: float = 6 * 3600
 
     @property
     def oauth_enabled(self) -> bool:
@@ -187,11 +195,26 @@ def load_settings(
     """
     values: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
-        values.update(
-            {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-        )
+        values.update(_env_file(env_file))
     values.update(os.environ if environ is None else environ)
+    # What /setup wrote (bridge/credentials.py) comes last: every setting the
+    # environment or .env names wins over it.
+    stored = credentials_path(values)
+    if stored.is_file():
+        values = {**_env_file(stored), **values}
     return _Reader(values).settings()
+
+
+def credentials_path(values: Mapping[str, str]) -> Path:
+    """BRIDGE_CREDENTIALS_FILE, or `github-app.env` in BRIDGE_DATA_DIR."""
+    named = (values.get("BRIDGE_CREDENTIALS_FILE") or "").strip()
+    if named:
+        return Path(named).expanduser()
+    return Path((values.get("BRIDGE_DATA_DIR") or "").strip() or ".") / "github-app.env"
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 class _Reader:
@@ -474,7 +497,7 @@ class _Reader:
                 "BRIDGE_LOG_FORMAT", "auto", ("auto", "json", "text")
             ),
         )
-        settings = replace(settings, **self.admin())
+        settings = replace(settings, **self.admin(), **self.setup())
         if self.problems:
             raise SettingsError(self.problems)
         return settings
@@ -504,6 +527,22 @@ class _Reader:
             "admin_password": self.secret("BRIDGE_ADMIN_PASSWORD"),
             "admin_token": self.secret("BRIDGE_ADMIN_TOKEN"),
             "session_secret": session_secret,
+        }
+
+    def setup(self) -> dict[str, object]:
+        key = self.secret("BRIDGE_SECRETS_KEY")
+        if key is not None and len(key.reveal()) < 32:
+            self.problems.append("BRIDGE_SECRETS_KEY must be at least 32 characters")
+            key = None
+        return {
+            "secrets_key": key,
+            "credentials_file": credentials_path(self.values),
+            "redeliver_interval_seconds": self.number(
+                "BRIDGE_REDELIVER_INTERVAL_SECONDS", 300, 0
+            ),
+            "redeliver_window_seconds": self.number(
+                "BRIDGE_REDELIVER_WINDOW_SECONDS", 6 * 3600, 60
+            ),
         }
 
 

@@ -178,6 +178,25 @@ class TwillClient:
                 f"the connection failed after the request was sent: {_describe(error)}"
             ) from error
 
+    async def whoami(self) -> dict[str, Any]:
+        """`GET /auth/me`: the workspace the key belongs to; a cheap authenticated call.
+
+        Contract: `bridge/contracts/twill-openapi-more.yaml` (getMe).
+        """
+        try:
+            response = await self._http.get("auth/me")
+        except httpx.TransportError as error:
+            raise TwillUnavailable(
+                f"could not reach Twill: {_describe(error)}"
+            ) from error
+        if not response.is_success:
+            raise error_for(response)
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise TwillUnavailable("Twill's answer was not JSON", 200) from error
+        return body if isinstance(body, dict) else {}
+
 
 def error_for(response: httpx.Response) -> TwillError:
     """The TwillError that a non-success answer stands for."""

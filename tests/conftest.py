@@ -40,6 +40,9 @@ APP_ID = 123456
 TWILL_KEY = "twill-test-key"
 TABLES = (
     "bridge_flags",
+    "github_app",
+    "scheduled_jobs",
+    "redeliveries",
     "dispatch_events",
     "replies",
     "dispatches",

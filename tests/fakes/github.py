@@ -69,12 +69,40 @@ class FakeGitHub:
     # GitHub's HTML rendering, by (repo, issue number) or (repo, comment id).
     rendered: dict[tuple[str, int], str] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(9000))
+    _hook_ids: Any = field(default_factory=lambda: itertools.count(12_000_000_000))
     # The App's OAuth client, and who approves the sign-in at /login/oauth/authorize.
     client_id: str = "Iv1.fakeclientid"
     client_secret: str = "fake-oauth-client-secret"
     signing_in_as: str = "maintainer"
     oauth_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     user_tokens: dict[str, str] = field(default_factory=dict)  # token -> login
+    # The App itself (GET /app), and where its webhook points (GET /app/hook/config).
+    app_slug: str = "twill-bridge-test"
+    app_owner: str = "octo-org"
+    app_permissions: dict[str, str] = field(
+        default_factory=lambda: {
+            "issues": "write",
+            "pull_requests": "write",
+            "contents": "read",
+            "metadata": "read",
+        }
+    )
+    app_events: list[str] = field(
+        default_factory=lambda: ["issues", "issue_comment", "pull_request"]
+    )
+    hook_url: str = "https://bridge.example.com/api/github/webhooks"
+    # The App's delivery log: one dict per attempt, as GET /app/hook/deliveries
+    # lists them; `hook_payloads` keeps what each guid carried, and
+    # `hook_target` (when set) is where a redelivery is sent: an async
+    # callable (guid, event, payload) -> HTTP status.
+    hook_deliveries: list[dict[str, Any]] = field(default_factory=list)
+    hook_payloads: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    hook_target: Any = None
+    redelivery_requests: list[int] = field(default_factory=list)
+    # The manifest flow: codes GitHub handed to the browser, and Apps made.
+    manifest_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    registered: list[dict[str, Any]] = field(default_factory=list)
+    private_keys: dict[int, str] = field(default_factory=dict)  # app id -> PEM
 
     def fail(self, *faults: GitHubFault) -> None:
         """Play these faults on matching calls, in order."""
@@ -87,6 +115,41 @@ class FakeGitHub:
             for c in self.comments.values()
             if c["repository"] == repository and c["issue"] == number
         ]
+
+    def record_delivery(
+        self,
+        guid: str,
+        event: str,
+        payload: Any,
+        status_code: int,
+        age_seconds: float = 0.0,
+        redelivery: bool = False,
+    ) -> int:
+        """Note one attempt in the App's delivery log, as GitHub would; its id."""
+        hook_id = next(self._hook_ids)
+        at = datetime.now(UTC) - timedelta(seconds=age_seconds)
+        self.hook_deliveries.append(
+            {
+                "id": hook_id,
+                "guid": guid,
+                "delivered_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "redelivery": redelivery,
+                "duration": 0.27,
+                "status": "OK"
+                if 200 <= status_code < 300
+                else "Invalid HTTP Response: 503",
+                "status_code": status_code,
+                "event": event,
+                "action": payload.get("action") if isinstance(payload, dict) else None,
+                "installation_id": (payload.get("installation") or {}).get("id")
+                if isinstance(payload, dict)
+                else None,
+                "repository_id": None,
+                "throttled_at": None,
+            }
+        )
+        self.hook_payloads[guid] = (event, payload)
+        return hook_id
 
     def revoke_tokens(self) -> None:
         """Make every issued token invalid, as an early rotation would."""
@@ -153,6 +216,29 @@ class FakeGitHub:
                     methods=["POST"],
                 ),
                 Route(f"{b}/user", self._user, methods=["GET"]),
+                Route(f"{b}/app", self._app, methods=["GET"]),
+                Route(f"{b}/app/hook/config", self._hook_config, methods=["GET"]),
+                Route(f"{b}/app/installations", self._installations, methods=["GET"]),
+                Route(
+                    f"{b}/app/hook/deliveries", self._hook_deliveries, methods=["GET"]
+                ),
+                Route(
+                    f"{b}/app/hook/deliveries/{{hook_id}}/attempts",
+                    self._redeliver,
+                    methods=["POST"],
+                ),
+                Route(
+                    f"{b}/app-manifests/{{code}}/conversions",
+                    self._conversion,
+                    methods=["POST"],
+                ),
+                # The manifest flow's form, on the web host.
+                Route("/settings/apps/new", self._new_app, methods=["POST"]),
+                Route(
+                    "/organizations/{org}/settings/apps/new",
+                    self._new_app,
+                    methods=["POST"],
+                ),
                 # GitHub's OAuth web flow lives on the web host, not under the API.
                 Route("/login/oauth/authorize", self._authorize, methods=["GET"]),
                 Route(
@@ -430,6 +516,182 @@ class FakeGitHub:
             status_code=200 if existing else 201,
         )
 
+    async def _app_call(self, request: Request) -> Response | None:
+        """The common part of an App call: headers, the JWT, scripted faults."""
+        self._check_headers(request)
+        self.calls.append((request.method, request.url.path))
+        if not self._jwt_ok(request):
+            return _message(401, "A JSON web token could not be decoded")
+        fault = await self._scripted(request)
+        if fault:
+            return _message(fault.status, fault.message, fault.headers)
+        return None
+
+    async def _app(self, request: Request) -> Response:
+        if (refusal := await self._app_call(request)) is not None:
+            return refusal
+        return JSONResponse(
+            {
+                "id": self.app_id,
+                "slug": self.app_slug,
+                "name": self.app_slug,
+                "owner": {"login": self.app_owner, "type": "Organization"},
+                "html_url": f"https://github.com/apps/{self.app_slug}",
+                "permissions": self.app_permissions,
+                "events": self.app_events,
+                "installations_count": len(set(self.installations.values())),
+            }
+        )
+
+    async def _hook_config(self, request: Request) -> Response:
+        if (refusal := await self._app_call(request)) is not None:
+            return refusal
+        return JSONResponse(
+            {
+                "content_type": "json",
+                "insecure_ssl": "0",
+                "secret": "********",
+                "url": self.hook_url,
+            }
+        )
+
+    async def _installations(self, request: Request) -> Response:
+        if (refusal := await self._app_call(request)) is not None:
+            return refusal
+        owners: dict[int, str] = {}
+        for name, inst in self.installations.items():
+            owners.setdefault(inst, name.split("/", 1)[0])
+        page = int(request.query_params.get("page", "1"))
+        per_page = int(request.query_params.get("per_page", "30"))
+        items = [
+            {
+                "id": inst,
+                "account": {"login": login, "type": "Organization"},
+                "app_id": self.app_id,
+                "target_type": "Organization",
+                "repository_selection": "selected",
+                "suspended_at": None,
+            }
+            for inst, login in sorted(owners.items())
+        ]
+        return JSONResponse(items[(page - 1) * per_page : page * per_page])
+
+    async def _hook_deliveries(self, request: Request) -> Response:
+        if (refusal := await self._app_call(request)) is not None:
+            return refusal
+        per_page = int(request.query_params.get("per_page", "30"))
+        cursor = request.query_params.get("cursor")
+        newest_first = sorted(self.hook_deliveries, key=lambda d: -d["id"])
+        if cursor:
+            # GitHub's cursors are opaque; ours hold the last id shown.
+            below = int(cursor.removeprefix("v1_"))
+            newest_first = [d for d in newest_first if d["id"] < below]
+        page = newest_first[:per_page]
+        headers = {}
+        if len(newest_first) > per_page:
+            query = urlencode({"per_page": per_page, "cursor": f"v1_{page[-1]['id']}"})
+            url = str(request.url.replace(query=query))
+            headers["Link"] = f'<{url}>; rel="next"'
+        return JSONResponse(page, headers=headers)
+
+    async def _redeliver(self, request: Request) -> Response:
+        if (refusal := await self._app_call(request)) is not None:
+            return refusal
+        hook_id = int(request.path_params["hook_id"])
+        found = next((d for d in self.hook_deliveries if d["id"] == hook_id), None)
+        if found is None:
+            return _message(404, "Not Found")
+        self.redelivery_requests.append(hook_id)
+        self.write_times.append(time.monotonic())
+        guid = found["guid"]
+        event, payload = self.hook_payloads.get(guid, (found["event"], {}))
+        # GitHub sends the same payload again, under the same guid.
+        status = 503
+        if self.hook_target is not None:
+            status = await self.hook_target(guid, event, payload)
+        self.record_delivery(guid, event, payload, status, redelivery=True)
+        return JSONResponse({}, status_code=202)
+
+    async def _new_app(self, request: Request) -> Response:
+        # The person at the browser names the App and clicks "Create" at once.
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        try:
+            manifest = json.loads(form.get("manifest", ""))
+        except ValueError:
+            return Response("the manifest is not JSON", status_code=422)
+        if not isinstance(manifest, dict) or "url" not in manifest:
+            return Response("the manifest needs a url", status_code=422)
+        code = secrets.token_hex(10)
+        org = request.path_params.get("org")
+        self.manifest_codes[code] = {**manifest, "_owner": org or self.signing_in_as}
+        redirect_url = manifest.get("redirect_url") or manifest["url"]
+        query = {"code": code}
+        if request.query_params.get("state"):
+            query["state"] = request.query_params["state"]
+        return Response(
+            status_code=302, headers={"Location": f"{redirect_url}?{urlencode(query)}"}
+        )
+
+    async def _conversion(self, request: Request) -> Response:
+        self._check_headers(request)
+        self.calls.append((request.method, request.url.path))
+        fault = await self._scripted(request)
+        if fault:
+            return _message(fault.status, fault.message, fault.headers)
+        manifest = self.manifest_codes.pop(request.path_params["code"], None)
+        if manifest is None:
+            return _message(404, "Not Found")
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode()
+        app_id = 900_000 + len(self.registered) + 1
+        slug = str(manifest.get("name") or "app").lower().replace(" ", "-")
+        answer = {
+            "id": app_id,
+            "slug": slug,
+            "node_id": f"A_{app_id}",
+            "owner": {"login": manifest["_owner"], "type": "User"},
+            "name": manifest.get("name"),
+            "description": manifest.get("description") or "",
+            "external_url": manifest["url"],
+            "html_url": f"https://github.com/apps/{slug}",
+            "created_at": "2026-12-04T10:00:00Z",
+            "updated_at": "2026-12-04T10:00:00Z",
+            "permissions": manifest.get("default_permissions") or {},
+            "events": manifest.get("default_events") or [],
+            "client_id": f"Iv23li{secrets.token_hex(7)}",
+            "client_secret": secrets.token_hex(20),
+            "webhook_secret": secrets.token_hex(20),
+            "pem": pem,
+        }
+        self.registered.append({"manifest": manifest, "answer": answer})
+        # From now on this fake is that App: its JWTs, its OAuth client.
+        self.app_id = app_id
+        self.app_slug = slug
+        self.public_key = (
+            key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM,
+                serialization.PublicFormat.SubjectPublicKeyInfo,
+            )
+            .decode()
+        )
+        self.private_keys[app_id] = pem
+        self.client_id, self.client_secret = (
+            answer["client_id"],
+            answer["client_secret"],
+        )
+        self.app_permissions = dict(answer["permissions"])
+        self.app_events = list(answer["events"])
+        self.hook_url = (manifest.get("hook_attributes") or {}).get("url", "")
+        return JSONResponse(answer, status_code=201)
+
     def _public(self, comment: dict[str, Any]) -> dict[str, Any]:
         return {
             "id": comment["id"],
@@ -462,8 +724,8 @@ class _ContractCheck:
         except ValueError:
             body = "<not JSON>"
         path = scope["path"]
-        if path.startswith("/login/oauth/"):
-            # The OAuth web flow is outside GitHub's REST description.
+        if path.startswith(("/login/oauth/", "/settings/", "/organizations/")):
+            # The OAuth and manifest web flows are outside GitHub's REST description.
             await self.app(scope, _replay(messages), send)
             return
         if self.base_path and path.startswith(self.base_path):

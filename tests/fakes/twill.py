@@ -99,6 +99,7 @@ class FakeTwill:
     messages: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     read_faults: deque[Fault] = field(default_factory=deque)
+    me_requests: int = 0
     _times: deque[float] = field(default_factory=deque)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _job_ids: Any = field(default_factory=lambda: itertools.count(1000))
@@ -140,6 +141,7 @@ class FakeTwill:
         return Starlette(
             routes=[
                 Route(f"{base_path}/tasks", self._create, methods=["POST"]),
+                Route(f"{base_path}/auth/me", self._me, methods=["GET"]),
                 Route(f"{base_path}/tasks/{{task}}", self._get_task, methods=["GET"]),
                 Route(
                     f"{base_path}/tasks/{{task}}/jobs", self._list_jobs, methods=["GET"]
@@ -300,6 +302,26 @@ class FakeTwill:
         self._times.append(now)
         self.accepted_at.append(now)
         return None
+
+    async def _me(self, request: Request) -> Response:
+        # getMe in bridge/contracts/twill-openapi-more.yaml; counted like any call.
+        self.me_requests += 1
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "unauthorized", "Invalid or missing API key")
+        if self._limited() is not None:
+            self.rejected_429 += 1
+            return _error(
+                429, "rate_limited", "Rate limit exceeded.", {"Retry-After": "1"}
+            )
+        return JSONResponse(
+            {
+                "workspaceId": "ws_1",
+                "workspaceName": "Octo",
+                "workspaceSlug": "octo",
+                "userId": "usr_1",
+                "apiKeyId": "key_1",
+            }
+        )
 
     async def _create(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":

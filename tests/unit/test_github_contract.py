@@ -12,6 +12,7 @@ Request = tuple[str, str, dict[str, list[str]], object | None]
 # One valid call per operation the bridge may make, as it would send it.
 VALID: dict[str, Request] = {
     "get-app": ("GET", "/app", {}, None),
+    "get-hook-config": ("GET", "/app/hook/config", {}, None),
     "list-installations": (
         "GET",
         "/app/installations",
@@ -164,6 +165,7 @@ OPERATIONS = {
     ("post", "/app/installations/{installation_id}/access_tokens"),
     ("get", "/repos/{owner}/{repo}/installation"),
     ("get", "/app"),
+    ("get", "/app/hook/config"),  # doctor: where the App's webhook points
     ("get", "/app/installations"),
     ("get", "/app/hook/deliveries"),
     ("post", "/app/hook/deliveries/{delivery_id}/attempts"),

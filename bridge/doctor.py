@@ -1,0 +1,396 @@
+"""`twill-bridge doctor`: one pass-or-fail line per thing the bridge depends on.
+
+Each check is a small function returning `Check`s; none prints, and none
+shows a secret (reasons are built from names, ids, URLs and status codes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from bridge.budget import RateBudget
+from bridge.credentials import CredentialsError, load, with_credentials
+from bridge.db import create_engine, head_revision, sessionmaker
+from bridge.github import GitHubClient, GitHubError, GitHubUnauthorized
+from bridge.manifest import REQUIRED_EVENTS, REQUIRED_PERMISSIONS
+from bridge.models import utcnow
+from bridge.redeliver import HookDelivery
+from bridge.settings import Settings
+from bridge.twill import TwillClient, TwillError, TwillUnauthorized
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+LEVELS = {"read": 1, "write": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    status: str
+    name: str
+    reason: str
+
+    def line(self) -> str:
+        """`ok    name         reason`."""
+        return f"{self.status:<4}  {self.name:<16} {self.reason}"
+
+
+@dataclass
+class Transports:
+    """Where the checks' HTTP goes; tests point these at fakes."""
+
+    twill: httpx.AsyncBaseTransport | None = None
+    github: httpx.AsyncBaseTransport | None = None
+    public: httpx.AsyncBaseTransport | None = None
+
+
+@dataclass
+class _Context:
+    settings: Settings
+    transports: Transports
+    database_ok: bool = False
+    sessions: Any = None
+    app: dict[str, Any] = field(default_factory=dict)
+
+
+async def run_checks(
+    settings: Settings, transports: Transports | None = None
+) -> list[Check]:
+    """Every check, in order; a later one is skipped when what it needs failed."""
+    context = _Context(settings, transports or Transports())
+    checks = [_settings(settings)]
+    checks += await _database(context)
+    engine = create_engine(settings.database_url) if context.database_ok else None
+    if engine is not None:
+        context.sessions = sessionmaker(engine)
+    try:
+        checks += await _credentials(context)
+        checks += await _github(context)
+        checks += await _twill(context)
+        checks += await _webhook(context)
+    finally:
+        if engine is not None:
+            await engine.dispose()
+    return checks
+
+
+def failed(checks: Sequence[Check]) -> bool:
+    """True when any check failed (warnings do not count)."""
+    return any(check.status == FAIL for check in checks)
+
+
+def _settings(settings: Settings) -> Check:
+    if settings.force_dry_run:
+        return Check(WARN, "settings", "read; BRIDGE_DRY_RUN is set: nothing is sent")
+    return Check(OK, "settings", "read")
+
+
+async def _database(context: _Context) -> list[Check]:
+    import os
+
+    from bridge.cli import _safe_url, _sqlite_path
+
+    where = _safe_url(context.settings.database_url)
+    sqlite_file = _sqlite_path(context.settings.database_url)
+    if sqlite_file and not os.path.exists(sqlite_file):  # noqa: ASYNC240 (one stat)
+        # Connecting would create an empty file.
+        return [
+            Check(
+                FAIL,
+                "database",
+                f"no database at {sqlite_file}: run `twill-bridge migrate`",
+            )
+        ]
+    engine = create_engine(context.settings.database_url)
+    try:
+        async with sessionmaker(engine)() as session:
+            await session.execute(text("SELECT 1"))
+            try:
+                revision = await session.scalar(
+                    text("SELECT version_num FROM alembic_version")
+                )
+            except SQLAlchemyError:
+                revision = None
+    except (SQLAlchemyError, OSError) as error:
+        reason = str(error.orig if isinstance(error, DBAPIError) else error)
+        return [Check(FAIL, "database", f"{where}: {reason.splitlines()[0][:200]}")]
+    finally:
+        await engine.dispose()
+    context.database_ok = True
+    checks = [Check(OK, "database", f"{where} answers")]
+    head = head_revision()
+    if revision == head:
+        checks.append(Check(OK, "migrations", f"at the newest revision ({head})"))
+    else:
+        checks.append(
+            Check(
+                FAIL,
+                "migrations",
+                f"at {revision or 'no revision'}, the newest is {head}: "
+                "run `twill-bridge migrate`",
+            )
+        )
+    return checks
+
+
+async def _credentials(context: _Context) -> list[Check]:
+    settings = context.settings
+    stored = None
+    if context.database_ok:
+        try:
+            stored = await load(context.sessions, settings)
+        except (CredentialsError, SQLAlchemyError) as error:
+            return [Check(FAIL, "github app keys", str(error)[:300])]
+    if stored is not None:
+        context.settings = settings = with_credentials(settings, stored)
+    if settings.github_app_id is None or settings.github_private_key is None:
+        return [
+            Check(
+                FAIL,
+                "github app keys",
+                "no GitHub App: open BRIDGE_PUBLIC_URL/setup while `twill-bridge "
+                "serve` runs, or set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY(_PATH)",
+            )
+        ]
+    source = (
+        "from /setup"
+        if stored and settings.github_app_id == stored.app_id
+        else "from the settings"
+    )
+    return [Check(OK, "github app keys", f"App id {settings.github_app_id}, {source}")]
+
+
+def _github_client(context: _Context) -> GitHubClient:
+    settings = context.settings
+    assert settings.github_app_id and settings.github_private_key
+    return GitHubClient(
+        settings.github_api_url,
+        settings.github_app_id,
+        settings.github_private_key.reveal(),
+        transport=context.transports.github,
+        timeout=10,
+    )
+
+
+async def _github(context: _Context) -> list[Check]:
+    settings = context.settings
+    if settings.github_app_id is None or settings.github_private_key is None:
+        return [Check(FAIL, "github app", "skipped: no App credentials")]
+    github = _github_client(context)
+    try:
+        try:
+            app = await github.app()
+        except GitHubUnauthorized:
+            return [
+                Check(
+                    FAIL,
+                    "github app",
+                    f"{settings.github_api_url} refused the App's JWT: check "
+                    "GITHUB_APP_ID and that the private key is this App's",
+                )
+            ]
+        except GitHubError as error:
+            return [Check(FAIL, "github app", f"{settings.github_api_url}: {error}")]
+        context.app = app
+        owner = (app.get("owner") or {}).get("login", "?")
+        checks = [
+            Check(
+                OK,
+                "github app",
+                f"{app.get('slug')} (id {app.get('id')}) owned by {owner}",
+            ),
+            _permissions(app),
+        ]
+        checks.append(await _installations(github, app))
+        return checks
+    finally:
+        await github.aclose()
+
+
+def _permissions(app: dict[str, Any]) -> Check:
+    granted = app.get("permissions") or {}
+    missing = [
+        f"{name}: {level}"
+        for name, level in REQUIRED_PERMISSIONS.items()
+        if LEVELS.get(str(granted.get(name)), 0) < LEVELS[level]
+    ]
+    events = set(app.get("events") or ())
+    # `metadata` needs no event; the others must be subscribed.
+    missing += [f"event {event}" for event in REQUIRED_EVENTS if event not in events]
+    if missing:
+        return Check(
+            FAIL,
+            "app permissions",
+            "the App lacks "
+            + ", ".join(missing)
+            + " (App settings → Permissions & events)",
+        )
+    return Check(
+        OK, "app permissions", "issues, pull requests, contents, and their events"
+    )
+
+
+async def _installations(github: GitHubClient, app: dict[str, Any]) -> Check:
+    try:
+        found = await github.installations()
+    except GitHubError as error:
+        return Check(FAIL, "installations", str(error))
+    if not found:
+        install = (
+            f"{app.get('html_url')}/installations/new" if app.get("html_url") else ""
+        )
+        return Check(
+            WARN, "installations", f"the App is installed nowhere yet: {install}"
+        )
+    logins = sorted(str((i.get("account") or {}).get("login")) for i in found)
+    shown = ", ".join(logins[:5]) + (
+        f" and {len(logins) - 5} more" if len(logins) > 5 else ""
+    )
+    return Check(OK, "installations", f"{len(found)}: {shown}")
+
+
+async def _twill(context: _Context) -> list[Check]:
+    settings = context.settings
+    if settings.twill_api_key is None:
+        return [
+            Check(FAIL, "twill", "TWILL_API_KEY is not set: the bridge runs in dry-run")
+        ]
+    if context.database_ok:
+        # The same budget as the workers', so a doctor run never causes a 429.
+        budget = RateBudget(
+            context.sessions,
+            settings.twill_rate_per_minute,
+            settings.twill_rate_per_hour,
+        )
+        slot = await budget.reserve()
+        if slot.wait > 5:
+            return [
+                Check(
+                    WARN,
+                    "twill",
+                    f"skipped: the rate budget is full for {slot.wait:.0f} s",
+                )
+            ]
+        if slot.wait > 0:
+            import asyncio
+
+            await asyncio.sleep(slot.wait)
+    client = TwillClient(
+        settings.twill_api_url,
+        settings.twill_api_key.reveal(),
+        timeout=10,
+        transport=context.transports.twill,
+    )
+    try:
+        me = await client.whoami()
+    except TwillUnauthorized:
+        return [Check(FAIL, "twill", f"{settings.twill_api_url} refused TWILL_API_KEY")]
+    except TwillError as error:
+        return [Check(FAIL, "twill", f"{settings.twill_api_url}: {error}")]
+    finally:
+        await client.aclose()
+    workspace = me.get("workspaceName") or me.get("workspaceSlug") or "?"
+    return [Check(OK, "twill", f"the key works (workspace {workspace})")]
+
+
+async def _webhook(context: _Context) -> list[Check]:
+    settings = context.settings
+    checks = []
+    expected = (
+        f"{settings.public_url}/api/github/webhooks" if settings.public_url else None
+    )
+    if expected is None:
+        checks.append(
+            Check(
+                WARN,
+                "public url",
+                "BRIDGE_PUBLIC_URL is not set: /setup, private attachments and these "
+                "hints need it",
+            )
+        )
+    else:
+        if not expected.startswith("https://"):
+            checks.append(
+                Check(WARN, "public url", f"{settings.public_url} is not https")
+            )
+        checks.append(await _reachable(context, settings.public_url or ""))
+    if not context.app:
+        return checks
+    github = _github_client(context)
+    try:
+        checks.append(await _hook_points_here(github, expected))
+        checks.append(await _recent_deliveries(github))
+    finally:
+        await github.aclose()
+    return checks
+
+
+async def _reachable(context: _Context, public_url: str) -> Check:
+    try:
+        async with httpx.AsyncClient(
+            transport=context.transports.public, timeout=5
+        ) as client:
+            answer = await client.get(f"{public_url}/healthz")
+    except httpx.HTTPError as error:
+        return Check(
+            WARN,
+            "public url",
+            f"{public_url}/healthz cannot be reached from here ({type(error).__name__}); "
+            "GitHub may not reach it either",
+        )
+    if answer.status_code != 200:
+        return Check(
+            WARN, "public url", f"{public_url}/healthz answered {answer.status_code}"
+        )
+    return Check(OK, "public url", f"{public_url}/healthz answers")
+
+
+async def _hook_points_here(github: GitHubClient, expected: str | None) -> Check:
+    try:
+        config = await github.hook_config()
+    except GitHubError as error:
+        return Check(WARN, "webhook url", f"cannot read the App's webhook: {error}")
+    url = str(config.get("url") or "")
+    if not url:
+        return Check(FAIL, "webhook url", "the App has no webhook URL")
+    if expected is not None and url.rstrip("/") != expected:
+        return Check(
+            FAIL, "webhook url", f"the App's webhook goes to {url}, not {expected}"
+        )
+    return Check(OK, "webhook url", url)
+
+
+async def _recent_deliveries(github: GitHubClient) -> Check:
+    try:
+        items, _ = await github.hook_deliveries()
+    except GitHubError as error:
+        return Check(WARN, "deliveries", f"cannot read the App's deliveries: {error}")
+    since = utcnow() - timedelta(hours=24)
+    attempts = [
+        a for a in map(HookDelivery.parse, items) if a and a.delivered_at >= since
+    ]
+    if not attempts:
+        return Check(OK, "deliveries", "none in the last 24 hours")
+    good = {a.guid for a in attempts if a.succeeded}
+    lost = {a.guid for a in attempts} - good
+    if lost:
+        newest = max(
+            (a for a in attempts if a.guid in lost), key=lambda a: a.delivered_at
+        )
+        return Check(
+            WARN,
+            "deliveries",
+            f"{len(lost)} of the last {len({a.guid for a in attempts})} failed "
+            f"(newest: HTTP {newest.status_code or 'none'} at "
+            f"{newest.delivered_at:%H:%M} UTC); `twill-bridge redeliver` asks for them again",
+        )
+    return Check(
+        OK, "deliveries", f"the last {len(good)} in 24 hours reached the bridge"
+    )
