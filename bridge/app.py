@@ -29,11 +29,13 @@ from bridge.admin import pages
 from bridge.admin.auth import Sessions
 from bridge.admin.web import Admin, templates
 from bridge.budget import RateBudget
-from bridge.db import create_engine, sessionmaker, sqlite_worker_lock
+from bridge.db import create_engine, revisions, sessionmaker, sqlite_worker_lock
 from bridge.fetch import Fetcher, Resolver, system_resolver
 from bridge.file_views import serve_file
 from bridge.github import GitHubClient
 from bridge.handover import Handover
+from bridge.health import Schema, healthz, readyz
+from bridge.metrics import Metrics, metrics_endpoint
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.settings import Secret, Settings
 from bridge.store import bridge_secret
@@ -67,6 +69,10 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
     # last as long as this app object.
     session_key = settings.session_secret or Secret(secrets.token_hex(32))
     admin = Admin(Sessions(session_key.reveal()), templates())
+    # Per app, not Prometheus's global registry: tests build several apps.
+    metrics = Metrics(settings.twill_rate_per_minute, settings.twill_rate_per_hour)
+    head, known = revisions()
+    schema = Schema(head, known)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,6 +88,8 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         )
         state.counters = Counter()
         state.admin = admin
+        state.metrics = metrics
+        state.schema = schema
         if settings.oauth_enabled:
             # The OAuth web flow goes to GitHub's web host and its REST API.
             admin.oauth_client = httpx.AsyncClient(
@@ -90,7 +98,9 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
                 headers={"User-Agent": "twill-github-bridge"},
             )
         state.worker = None
-        twill, github = _clients(settings, peers, write_pacer(settings, state.sessions))
+        twill, github = _clients(
+            settings, peers, write_pacer(settings, state.sessions), metrics
+        )
         state.twill, state.github = twill, github
         state.configs = ConfigCache(github) if github else None
         permissions = PermissionCache(github) if github else None
@@ -122,6 +132,8 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
             handover,
         )
         state.worker = pool
+        metrics.dry_run.set(int(settings.dry_run))
+        metrics.worker_loops.set(len(pool.workers) if pool is not None else 0)
         if pool is not None:
             pool.start()
         try:
@@ -138,6 +150,8 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         routes=[
             Route("/api/github/webhooks", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/files/{file_id}/{name}", serve_file, methods=["GET"]),
             # The dashboard: pages and forms (bridge/admin/pages.py) ...
             Route("/admin", pages.overview, methods=["GET"]),
@@ -288,7 +302,7 @@ def write_pacer(settings: Settings, sessions: Any) -> Any:
 
 
 def _clients(
-    settings: Settings, peers: Peers, pace: Any = None
+    settings: Settings, peers: Peers, pace: Any, metrics: Metrics
 ) -> tuple[TwillClient | None, GitHubClient | None]:
     if settings.dry_run:
         return None, None
@@ -302,6 +316,7 @@ def _clients(
         settings.twill_api_key.reveal(),
         timeout=settings.twill_timeout_seconds,
         transport=peers.twill_transport,
+        observe=metrics.observer("twill"),
     )
     github = GitHubClient(
         settings.github_api_url,
@@ -310,13 +325,9 @@ def _clients(
         transport=peers.github_transport,
         write_interval=settings.github_write_interval_seconds,
         pace=pace,
+        observe=metrics.observer("github"),
     )
     return twill, github
-
-
-async def healthz(request: Request) -> JSONResponse:
-    """The process answers; says nothing about its peers."""
-    return JSONResponse({"status": "ok", "dry_run": request.app.state.settings.dry_run})
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

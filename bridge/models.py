@@ -183,6 +183,8 @@ class Dispatch(Base):
         Index(None, "repository", "status"),
         Index(None, "requester", "status"),
         Index(None, "issue_number", "created_at", "id"),
+        # GET /metrics: dispatches by status and intent, from the index alone.
+        Index(None, "status", "intent"),
     )
 
 

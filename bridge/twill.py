@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from bridge.timing import Observe, timed, unobserved
+
 USER_AGENT = "twill-github-bridge"
 # A Retry-After beyond a day is a peer's mistake; waiting a day is bound enough.
 MAX_RETRY_AFTER = 86_400.0
@@ -88,7 +90,10 @@ class TwillClient:
         api_key: str,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Observe = unobserved,
     ) -> None:
+        # Told (method, path, status or error, seconds) after every call.
+        self._observe = observe
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={
@@ -108,7 +113,7 @@ class TwillClient:
     async def create_task(self, request: dict[str, Any]) -> CreatedTask:
         """POST /tasks; a CreatedTask on 201, else a TwillError subclass."""
         try:
-            response = await self._http.post("tasks", json=request)
+            response = await self._request("POST", "tasks", json=request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             # Nothing was written to a connection: Twill cannot have seen it.
             raise TwillUnavailable(
@@ -121,6 +126,11 @@ class TwillClient:
         if response.status_code == 201:
             return _created(response)
         raise error_for(response)
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await timed(
+            self._observe, method, path, self._http.request(method, path, **kwargs)
+        )
 
 
 def error_for(response: httpx.Response) -> TwillError:
