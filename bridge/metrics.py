@@ -28,8 +28,8 @@ from datetime import timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -128,8 +128,8 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 def _table(templates: tuple[str, ...]) -> list[tuple[re.Pattern[str], str]]:
-    # More literal segments first, so `/issues/comments/{id}` beats
-    # `/issues/{issue_number}` for a path that both could match.
+    # More literal segments first: `issues/comments/comments` is comment
+    # "comments" (`/issues/comments/{comment_id}`), not an issue's comments.
     ranked = sorted(
         templates, key=lambda t: -sum(not s.startswith("{") for s in t.split("/"))
     )
