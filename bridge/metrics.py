@@ -128,8 +128,8 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 def _table(templates: tuple[str, ...]) -> list[tuple[re.Pattern[str], str]]:
-    # More literal segments first: `issues/comments/comments` is comment
-    # "comments" (`/issues/comments/{comment_id}`), not an issue's comments.
+    # Templates with more literal segments first (ties keep the table's order):
+    # a path that a looser template would also match gets the stricter one.
     ranked = sorted(
         templates, key=lambda t: -sum(not s.startswith("{") for s in t.split("/"))
     )
