@@ -32,11 +32,13 @@ from bridge.admin.web import Admin, templates
 from bridge.budget import RateBudget
 from bridge.credentials import AppCredentials, CredentialsError, with_credentials
 from bridge.credentials import load as load_credentials
-from bridge.db import create_engine, sessionmaker, sqlite_worker_lock
+from bridge.db import create_engine, revisions, sessionmaker, sqlite_worker_lock
 from bridge.fetch import Fetcher, Resolver, system_resolver
 from bridge.file_views import serve_file
 from bridge.github import GitHubClient
 from bridge.handover import Handover
+from bridge.health import Schema, healthz, readyz
+from bridge.metrics import Metrics, metrics_endpoint
 from bridge.redeliver import RedeliverJob
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.settings import Secret, Settings
@@ -71,6 +73,10 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
     # last as long as this app object.
     session_key = settings.session_secret or Secret(secrets.token_hex(32))
     admin = Admin(Sessions(session_key.reveal()), templates())
+    # Per app, not Prometheus's global registry: tests build several apps.
+    metrics = Metrics(settings.twill_rate_per_minute, settings.twill_rate_per_hour)
+    head, known = revisions()
+    schema = Schema(head, known)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,6 +89,8 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         state.admin = admin
         state.reconfigure = asyncio.Lock()
         state.apply_credentials = functools.partial(apply_credentials, app)
+        state.metrics = metrics
+        state.schema = schema
         async with state.sessions() as session:
             state.files_secret = (
                 settings.files_secret.reveal()
@@ -109,6 +117,8 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         routes=[
             Route("/api/github/webhooks", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             # Registering the GitHub App from a manifest (bridge/setup_views.py).
             Route("/setup", setup_views.setup_page, methods=["GET"]),
             Route("/setup", setup_views.setup_token_form, methods=["POST"]),
@@ -173,7 +183,9 @@ async def _start_services(app: Starlette, settings: Settings) -> None:
             headers={"User-Agent": "twill-github-bridge"},
         )
     state.worker = None
-    twill, github = _clients(settings, peers, write_pacer(settings, state.sessions))
+    twill, github = _clients(
+        settings, peers, write_pacer(settings, state.sessions), state.metrics
+    )
     state.twill, state.github = twill, github
     state.configs = ConfigCache(github) if github else None
     permissions = PermissionCache(github) if github else None
@@ -198,6 +210,8 @@ async def _start_services(app: Starlette, settings: Settings) -> None:
         state.handover,
     )
     state.worker = pool
+    state.metrics.dry_run.set(int(settings.dry_run))
+    state.metrics.worker_loops.set(len(pool.workers) if pool is not None else 0)
     if pool is not None:
         pool.start()
     state.redeliver_job = None
@@ -408,7 +422,7 @@ def write_pacer(settings: Settings, sessions: Any) -> Any:
 
 
 def _clients(
-    settings: Settings, peers: Peers, pace: Any = None
+    settings: Settings, peers: Peers, pace: Any, metrics: Metrics
 ) -> tuple[TwillClient | None, GitHubClient | None]:
     if settings.dry_run:
         return None, None
@@ -422,6 +436,7 @@ def _clients(
         settings.twill_api_key.reveal(),
         timeout=settings.twill_timeout_seconds,
         transport=peers.twill_transport,
+        observe=metrics.observer("twill"),
     )
     github = GitHubClient(
         settings.github_api_url,
@@ -430,13 +445,9 @@ def _clients(
         transport=peers.github_transport,
         write_interval=settings.github_write_interval_seconds,
         pace=pace,
+        observe=metrics.observer("github"),
     )
     return twill, github
-
-
-async def healthz(request: Request) -> JSONResponse:
-    """The process answers; says nothing about its peers."""
-    return JSONResponse({"status": "ok", "dry_run": request.app.state.settings.dry_run})
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

@@ -106,8 +106,14 @@ def migrate(url: str, revision: str = "head") -> None:
 
 def head_revision() -> str:
     """The newest migration's id."""
+    return revisions()[0]
+
+
+def revisions() -> tuple[str, frozenset[str]]:
+    """The newest migration's id, and the ids of every migration shipped."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = scripts.get_current_head()
     assert head is not None
-    return head
+    return head, frozenset(script.revision for script in scripts.walk_revisions())

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 import jwt
 
+from bridge.timing import Observe, timed, unobserved
 from bridge.twill import retry_after_seconds
 
 API_VERSION = "2022-11-28"
@@ -101,7 +102,10 @@ class GitHubClient:
         clock: Callable[[], float] = time.time,
         timeout: float = 15.0,
         pace: Callable[[int], Awaitable[None]] | None = None,
+        observe: Observe = unobserved,
     ) -> None:
+        # Told (method, path, status or error, seconds) after every call.
+        self._observe = observe
         self._http = httpx.AsyncClient(
             base_url=api_url.rstrip("/") + "/",
             headers={
@@ -394,7 +398,12 @@ class GitHubClient:
         self, method: str, path: str, headers: dict[str, str], **kwargs: Any
     ) -> httpx.Response:
         try:
-            response = await self._http.request(method, path, headers=headers, **kwargs)
+            response = await timed(
+                self._observe,
+                method,
+                path,
+                self._http.request(method, path, headers=headers, **kwargs),
+            )
         except httpx.TransportError as error:
             raise GitHubUnavailable(
                 f"GitHub could not be reached: {type(error).__name__}"

@@ -205,6 +205,8 @@ class Dispatch(Base):
         Index(None, "issue_number", "created_at", "id"),
         # The poller's queue.
         Index(None, "follow", "poll_next_at"),
+        # GET /metrics: dispatches by status and intent, from the index alone.
+        Index(None, "status", "intent"),
     )
 
 

@@ -136,6 +136,8 @@ class Settings:
     shutdown_grace_seconds: float = 25.0
     log_level: str = "INFO"
     log_format: str = "auto"
+    # GET /metrics asks for `Authorization: Bearer <metrics_token>` when it is set.
+    metrics_token: Secret | None = None
     # The admin dashboard: GitHub sign-in through the App's OAuth credentials for
     # `admin_logins`, or a password where OAuth is not set up; a bearer token
     # for the JSON API; the key that signs session cookies.
@@ -496,6 +498,7 @@ class _Reader:
             log_format=self.choice(
                 "BRIDGE_LOG_FORMAT", "auto", ("auto", "json", "text")
             ),
+            metrics_token=self.secret("BRIDGE_METRICS_TOKEN"),
         )
         settings = replace(settings, **self.admin(), **self.setup())
         if self.problems:

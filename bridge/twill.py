@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from bridge.follow import JobView, read_job, read_task
+from bridge.timing import Observe, timed, unobserved
 
 USER_AGENT = "twill-github-bridge"
 # A Retry-After beyond a day is a peer's mistake; waiting a day is bound enough.
@@ -102,7 +103,10 @@ class TwillClient:
         api_key: str,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Observe = unobserved,
     ) -> None:
+        # Told (method, path, status or error, seconds) after every call.
+        self._observe = observe
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={
@@ -167,7 +171,7 @@ class TwillClient:
     ) -> httpx.Response:
         """One request; transport failures sorted by whether Twill may have seen it."""
         try:
-            return await self._http.request(method, path, json=body)
+            return await self._request(method, path, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             # Nothing was written to a connection: Twill cannot have seen it.
             raise TwillUnavailable(
@@ -184,7 +188,7 @@ class TwillClient:
         Contract: `bridge/contracts/twill-openapi-more.yaml` (getMe).
         """
         try:
-            response = await self._http.get("auth/me")
+            response = await self._request("GET", "auth/me")
         except httpx.TransportError as error:
             raise TwillUnavailable(
                 f"could not reach Twill: {_describe(error)}"
@@ -196,6 +200,11 @@ class TwillClient:
         except ValueError as error:
             raise TwillUnavailable("Twill's answer was not JSON", 200) from error
         return body if isinstance(body, dict) else {}
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await timed(
+            self._observe, method, path, self._http.request(method, path, **kwargs)
+        )
 
 
 def error_for(response: httpx.Response) -> TwillError:

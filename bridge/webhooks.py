@@ -93,6 +93,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
     try:
         body = await read_body(request)
     except BodyTooLarge:
+        state.metrics.delivery(request.headers.get("x-github-event", ""), "too_large")
         return problem(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
 
     headers = request.headers
@@ -106,6 +107,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
         )
     except SignatureError as error:
         state.counters["refused_signatures"] += 1
+        state.metrics.delivery(headers.get("x-github-event", ""), "bad_signature")
         # One upsert: the dashboard's count must survive restarts and add up
         # across replicas, and the 401 must stay cheap for a flood of them.
         async with state.sessions() as session:
@@ -120,6 +122,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
     event = headers.get("x-github-event", "").strip()
     delivery_id = headers.get("x-github-delivery", "").strip()
     if not event or not delivery_id or len(delivery_id) > 100:
+        state.metrics.delivery(event, "bad_headers")
         return problem(
             400, "bad_headers", "X-GitHub-Event and X-GitHub-Delivery are required"
         )
@@ -127,8 +130,10 @@ async def receive_webhook(request: Request) -> JSONResponse:
         payload = parse_payload(body, headers.get("content-type", ""))
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: JSON nested deeper than Python's parser will follow.
+        state.metrics.delivery(event, "bad_json")
         return problem(400, "bad_json", "the body is not valid JSON")
     if not isinstance(payload, dict):
+        state.metrics.delivery(event, "bad_json")
         return problem(400, "bad_json", "the payload is not a JSON object")
 
     meta = _meta(delivery_id, event, payload, len(body))
@@ -150,12 +155,14 @@ async def receive_webhook(request: Request) -> JSONResponse:
     log.info(
         "delivery recorded",
         delivery_id=delivery_id,
-        event=f"{event}.{meta.action}" if meta.action else event,
+        event=event,
+        action=meta.action,
         repository=meta.repository,
         issue=meta.issue_number,
         outcome=recorded.outcome,
         dispatch_id=recorded.dispatch_id,
     )
+    state.metrics.delivery(event, recorded.outcome)
     if recorded.outcome in ("queued", "replied") and state.worker is not None:
         state.worker.wake()
     answer = {

@@ -182,11 +182,7 @@ class Worker:
         dispatch = await self._claim(Dispatch, ready, Dispatch.next_attempt_at)
         if dispatch is None:
             return False
-        fields = {
-            "dispatch_id": dispatch.id,
-            "repository": dispatch.repository,
-            "issue": dispatch.issue_number,
-        }
+        fields = trace(dispatch)
         try:
             tasks = await self._issue_tasks(dispatch)
             result = await prepare(
@@ -368,9 +364,9 @@ class Worker:
             # A missing reaction is cosmetic; the tracking comment carries the news.
             log.info(
                 "reaction not added",
-                dispatch_id=dispatch.id,
                 content=content,
                 status=error.status,
+                **trace(dispatch),
             )
             return
         async with self.sessions() as session:
@@ -397,11 +393,7 @@ class Worker:
             return True
         if not await self._mark_sending(dispatch):
             return True
-        fields = {
-            "dispatch_id": dispatch.id,
-            "repository": dispatch.repository,
-            "issue": dispatch.issue_number,
-        }
+        fields = trace(dispatch)
         log.info(
             "sending to twill",
             action=dispatch.action,
@@ -791,8 +783,8 @@ class Worker:
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 log.warning(
                     "dispatch moved while it was being sent",
-                    dispatch_id=dispatch.id,
                     wanted=status,
+                    **trace(dispatch),
                 )
                 await session.rollback()
                 return
@@ -825,11 +817,7 @@ class Worker:
         dispatch = await self._claim(Dispatch, ready, Dispatch.poll_next_at)
         if dispatch is None:
             return False
-        fields = {
-            "dispatch_id": dispatch.id,
-            "repository": dispatch.repository,
-            "issue": dispatch.issue_number,
-        }
+        fields = trace(dispatch)
         try:
             job = await self.twill.get_task(dispatch.twill_task_id or "")
         except TwillMissing as error:
@@ -1117,13 +1105,7 @@ class Worker:
             await self._react(
                 dispatch, sent if dispatch.status == "created" else "confused"
             )
-        log.info(
-            "issue told",
-            dispatch_id=dispatch.id,
-            repository=dispatch.repository,
-            issue=dispatch.issue_number,
-            comment_id=comment_id,
-        )
+        log.info("issue told", status=status, comment_id=comment_id, **trace(dispatch))
         return True
 
     async def _post_answer(self, dispatch: Dispatch) -> int | None:
@@ -1169,9 +1151,7 @@ class Worker:
                 return dispatch.comment_id, installation
             except GitHubNotFound:
                 # Someone deleted it; the issue still deserves the news.
-                log.info(
-                    "tracking comment gone; posting a new one", dispatch_id=dispatch.id
-                )
+                log.info("tracking comment gone; posting a new one", **trace(dispatch))
                 comment_id = await self.github.create_comment(
                     installation, dispatch.repository, dispatch.issue_number, body
                 )
@@ -1219,11 +1199,11 @@ class Worker:
             await add_event(session, dispatch.id, dispatch.status, reason)
             await session.commit()
         log.warning(
-            "github call failed",
-            dispatch_id=dispatch.id,
+            "could not tell the issue",
             status=error.status,
             error=type(error).__name__,
             give_up=give_up,
+            **trace(dispatch),
         )
 
     # Replies (usage and refusals).
@@ -1275,6 +1255,7 @@ class Worker:
             await session.commit()
         log.info(
             "reply " + values["status"],
+            delivery_id=reply.delivery_id,
             repository=reply.repository,
             issue=reply.issue_number,
         )
@@ -1288,7 +1269,7 @@ class Worker:
         async with self.sessions() as session:
             stale = (
                 await session.scalars(
-                    select(Dispatch.id).where(
+                    select(Dispatch).where(
                         Dispatch.status == "sending", Dispatch.lease_expires_at < now
                     )
                 )
@@ -1297,11 +1278,11 @@ class Worker:
                 "the worker stopped while the request to Twill was in flight; "
                 "it may or may not have created a task"
             )
-            for dispatch_id in stale:
+            for dispatch in stale:
                 moved = await session.execute(
                     update(Dispatch)
                     .where(
-                        Dispatch.id == dispatch_id,
+                        Dispatch.id == dispatch.id,
                         Dispatch.status == "sending",
                         Dispatch.lease_expires_at < now,
                     )
@@ -1315,10 +1296,9 @@ class Worker:
                     )
                 )
                 if moved.rowcount == 1:  # type: ignore[attr-defined]
-                    await add_event(session, dispatch_id, "uncertain", reason)
+                    await add_event(session, dispatch.id, "uncertain", reason)
                     log.warning(
-                        "dispatch uncertain after a lost worker",
-                        dispatch_id=dispatch_id,
+                        "dispatch uncertain after a lost worker", **trace(dispatch)
                     )
             await session.commit()
 
@@ -1378,6 +1358,21 @@ def _creates_due(now: Any) -> Any:
 
 def _same(column: Any, value: Any) -> Any:
     return column.is_(None) if value is None else column == value
+
+
+def trace(dispatch: Dispatch) -> dict[str, Any]:
+    """The fields that let a person follow one dispatch through the log lines."""
+    if dispatch.trigger_kind == "comment":
+        event = "issue_comment"
+    else:  # labels on pull requests arrive as pull_request events
+        event = "pull_request" if dispatch.is_pull_request else "issues"
+    return {
+        "delivery_id": dispatch.delivery_id,
+        "dispatch_id": dispatch.id,
+        "event": event,
+        "repository": dispatch.repository,
+        "issue": dispatch.issue_number,
+    }
 
 
 def _retry_after(error: TwillError) -> float:
