@@ -65,7 +65,7 @@ def secrets_of(bridge: Harness, app_key: str) -> list[str]:
 async def run_label_and_comment(bridge: Harness) -> dict[str, int]:
     label = payloads.issues_labeled("twill-plan")
     comment = payloads.comment_created(
-        "/twill ask why does this crash?", comment_id=556
+        "/twill new ask why does this crash?", comment_id=556
     )
     await bridge.deliver("issues", label, delivery_id="d-label")
     await bridge.deliver("issue_comment", comment, delivery_id="d-comment")
