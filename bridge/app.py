@@ -34,6 +34,7 @@ from bridge.fetch import Fetcher, Resolver, system_resolver
 from bridge.file_views import serve_file
 from bridge.github import GitHubClient
 from bridge.handover import Handover
+from bridge.recorder import Recorder
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.settings import Secret, Settings
 from bridge.store import bridge_secret
@@ -70,7 +71,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, settings.sqlite_synchronous)
         state = app.state
         state.settings = settings
         state.engine = engine
@@ -81,6 +82,8 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
             allowed_bots=settings.allowed_bots,
         )
         state.counters = Counter()
+        state.recorder = Recorder(engine)
+        state.recorder.start()
         state.admin = admin
         if settings.oauth_enabled:
             # The OAuth web flow goes to GitHub's web host and its REST API.
@@ -132,6 +135,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
             for client in (twill, github, fetcher, admin.oauth_client):
                 if client is not None:
                     await client.aclose()
+            await state.recorder.stop()
             await engine.dispose()
 
     return Starlette(

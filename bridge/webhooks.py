@@ -1,9 +1,9 @@
 """`POST /api/github/webhooks`: receive, verify, record, decide, queue, answer.
 
 Nothing here waits on Twill or GitHub: the delivery row and the dispatch it
-asks for are written in one transaction, then GitHub gets its answer (it
-gives up after 10 s and does not retry on its own), and the worker does the
-rest.
+asks for are written in one transaction (shared with the deliveries that
+arrive alongside, bridge/recorder.py), then GitHub gets its answer (it gives
+up after 10 s and does not retry on its own), and the worker does the rest.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from starlette.responses import JSONResponse
 from bridge import log
 from bridge.attachments import trigger_attachments
 from bridge.compose import create_task_request
+from bridge.recorder import NotRecorded
 from bridge.signature import SignatureError, verify
 from bridge.store import (
     DeliveryMeta,
+    Pending,
     bounded_key,
     count_refused_signature,
-    record_delivery,
 )
 from bridge.triggers import Decision, Rules, decide, fits, to_snapshot
 
@@ -138,14 +139,17 @@ async def receive_webhook(request: Request) -> JSONResponse:
         else decide(event, payload, _rules_for(state, meta.repository))
     )
     dispatch, reply = _work_for(decision, meta, settings)
-    async with state.sessions() as session:
-        recorded = await record_delivery(
-            session,
-            meta,
-            "queued" if dispatch else ("replied" if reply else "ignored"),
-            decision.reason,
-            dispatch=dispatch,
-            reply=reply,
+    outcome = "queued" if dispatch else ("replied" if reply else "ignored")
+    try:
+        # Committed (with the deliveries that arrived alongside) before we answer.
+        recorded = await state.recorder.record(
+            Pending(meta, outcome, decision.reason, dispatch, reply)
+        )
+    except NotRecorded:
+        return problem(
+            503,
+            "not_recorded",
+            "the delivery could not be recorded; redeliver it later",
         )
     log.info(
         "delivery recorded",
