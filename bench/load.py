@@ -233,17 +233,40 @@ class Server:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _app_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def bridge_server(database_url: str, cpus: str | None = None, **env: str) -> Server:
-    """`twill-bridge serve` with its worker off, so only the webhook path is measured."""
+    """`twill-bridge serve` with its worker off, so only the webhook path is measured.
+
+    It has credentials, so it is not in dry-run: each trigger queues a
+    dispatch and is answered 202. Nothing is ever sent: the worker is off, and
+    Twill and GitHub point at a closed loopback port.
+    """
     port = free_port()
     return Server(
         "bridge",
         pinned([sys.executable, "-m", "bridge", "serve"], cpus),
         {
+            "TWILL_API_KEY": "bench-key",
+            "TWILL_API_URL": "http://127.0.0.1:9/api/v1",
+            "GITHUB_APP_ID": "1",
+            "GITHUB_APP_PRIVATE_KEY": _app_key(),
+            "GITHUB_API_URL": "http://127.0.0.1:9",
             "DATABASE_URL": database_url,
             "GITHUB_WEBHOOK_SECRET": SECRET,
             "BRIDGE_WORKER": "false",
-            "BRIDGE_LOG_LEVEL": "warning",
+            # One JSON line per delivery, as in production.
+            "BRIDGE_LOG_LEVEL": "info",
             "BRIDGE_LOG_FORMAT": "json",
             "BRIDGE_PORT": str(port),
             **env,
@@ -432,7 +455,7 @@ def run_wrk(
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{max(1, round(seconds))}s",
             "--timeout",
             "10s",
             "-s",
@@ -444,12 +467,14 @@ def run_wrk(
         ],
         cpus,
     )
-    subprocess.run(  # noqa: S603 - wrk, on loopback
+    done = subprocess.run(  # noqa: S603 - wrk, on loopback
         command,
-        check=True,
         capture_output=True,
         env={**os.environ, "WRK_RESULT": str(result)},
+        check=False,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr.decode(errors='replace')}")
     figures: dict[str, Any] = json.loads(result.read_text())
     figures["rate"] = figures["requests"] / figures["seconds"]
     return figures

@@ -83,6 +83,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
         )
         state.counters = Counter()
         state.recorder = Recorder(engine)
+        state.large_deliveries = asyncio.Semaphore(1)  # see bridge/webhooks.py
         state.recorder.start()
         state.admin = admin
         if settings.oauth_enabled:
