@@ -549,7 +549,15 @@ async def open_loop(
 
     async def one(index: int, due: float) -> None:
         conn = await connection()
-        results[index].status = await conn.exchange(requests[index][1])
+        try:
+            results[index].status = await conn.exchange(requests[index][1])
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            # The server closed a connection that sat idle past its keep-alive
+            # timeout, before reading this request: send it on a new one.
+            conn.writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            conn = _Connection(reader, writer)
+            results[index].status = await conn.exchange(requests[index][1])
         results[index].latency = loop.time() - due
         async with available:
             idle.append(conn)
