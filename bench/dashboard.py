@@ -33,7 +33,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 
 from bridge.admin import queries
-from bridge.admin.auth import Sessions, new_session
+from bridge.admin.auth import Sessions, new_session, password_mark
 from bridge.app import create_app
 from bridge.db import create_engine, migrate, sessionmaker
 from bridge.models import Dispatch
@@ -142,10 +142,17 @@ async def measure(url: str, count: int) -> list[tuple[str, str, str, str]]:
     ]
     key = "k" * 40
     settings = Settings(
-        database_url=url, worker_enabled=False, session_secret=Secret(key)
+        database_url=url,
+        worker_enabled=False,
+        session_secret=Secret(key),
+        admin_password=Secret("bench-password"),
     )
     app = create_app(settings)
-    cookie = Sessions(key).encode(new_session(login="bench"))
+    # A password session, as signing in makes one (sessions are checked
+    # against the sign-in they came from on every request).
+    cookie = Sessions(key).encode(
+        new_session(login="bench", via="password", pw=password_mark(settings))
+    )
     results = []
     async with app.router.lifespan_context(app):
         sessions = app.state.sessions

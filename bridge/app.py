@@ -39,6 +39,7 @@ from bridge.github import GitHubClient
 from bridge.handover import Handover
 from bridge.health import Schema, healthz, readyz
 from bridge.metrics import Metrics, metrics_endpoint
+from bridge.recorder import Recorder
 from bridge.redeliver import RedeliverJob
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.settings import Secret, Settings
@@ -80,12 +81,15 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, settings.sqlite_synchronous)
         state = app.state
         state.engine = engine
         state.sessions = sessionmaker(engine)
         state.peers = peers
         state.counters = Counter()
+        state.recorder = Recorder(engine)
+        state.large_deliveries = asyncio.Semaphore(1)  # see bridge/webhooks.py
+        state.recorder.start()
         state.admin = admin
         state.reconfigure = asyncio.Lock()
         state.apply_credentials = functools.partial(apply_credentials, app)
@@ -111,6 +115,7 @@ def create_app(settings: Settings, peers: Peers | None = None) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             await _stop_services(app)
+            await state.recorder.stop()
             await engine.dispose()
 
     return Starlette(

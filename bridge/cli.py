@@ -182,20 +182,32 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     if settings.github_app_id is None:
         _offer_setup(settings, args)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
-        proxy_headers=True,
-        server_header=False,
+        args.host or settings.host,
+        args.port or settings.port,
+        settings.shutdown_grace_seconds,
     )
-    asyncio.run(_run_server(uvicorn.Server(config)))
+    asyncio.run(run_server(uvicorn.Server(config)))
     return 0
 
 
-async def _run_server(server: Any) -> None:
+def uvicorn_config(app: Any, host: str, port: int, grace_seconds: float) -> Any:
+    """How `serve` runs uvicorn; bench/reference.py serves with the same options."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=int(grace_seconds) or None,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+async def run_server(server: Any) -> None:
     """Serve until SIGTERM or SIGINT, then shut down cleanly and return (exit 0).
 
     uvicorn's own handlers re-raise the signal after shutting down, which makes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str, **options: Any) -> AsyncEngine:
-    """An async engine with the per-database settings the bridge relies on."""
+def create_engine(
+    url: str, sqlite_synchronous: str = "full", **options: Any
+) -> AsyncEngine:
+    """An async engine with the per-database settings the bridge relies on.
+
+    `sqlite_synchronous` is SQLite's PRAGMA synchronous, "full" or "normal".
+    """
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
         # One connection: SQLite has one writer at a time anyway, and waiting in
@@ -25,7 +31,9 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         options.setdefault("max_overflow", 0)
         options.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine.sync_engine, "connect", partial(_sqlite_pragmas, sqlite_synchronous)
+        )
         return engine
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 10)
@@ -39,12 +47,16 @@ def _ensure_sqlite_folder(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(synchronous: str, connection: Any, _record: Any) -> None:
     # WAL lets the dashboard read while the worker writes; the busy timeout
     # makes concurrent writers wait instead of failing with "database is locked".
+    # In WAL mode, synchronous=FULL syncs the log at each commit (durable
+    # through power loss); NORMAL syncs only at checkpoints.
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f"synchronous must be full or normal, not {synchronous!r}")
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -98,6 +98,10 @@ class Settings:
     github_web_url: str = "https://github.com"
     database_url: str = "sqlite+aiosqlite:///twill-bridge.db"
     data_dir: Path = Path()
+    # SQLite's PRAGMA synchronous: "full" syncs every commit to disk (a 2xx
+    # survives power loss), "normal" only at checkpoints (survives a crash of
+    # the process, not of the machine). No effect on PostgreSQL.
+    sqlite_synchronous: str = "full"
     host: str = "127.0.0.1"
     port: int = 8000
     labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LABELS))
@@ -437,6 +441,9 @@ class _Reader:
             github_web_url=self.url("GITHUB_WEB_URL", "https://github.com"),
             database_url=self.database_url(data_dir),
             data_dir=data_dir,
+            sqlite_synchronous=self.choice(
+                "BRIDGE_SQLITE_SYNCHRONOUS", "full", ("full", "normal")
+            ),
             host=self.text("BRIDGE_HOST") or "127.0.0.1",
             port=self.integer("BRIDGE_PORT", 8000, minimum=1, maximum=65535),
             labels=self.labels(),

@@ -8,12 +8,15 @@ on the same delivery or trigger cannot both win.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bridge.models import (
     Base,
@@ -81,6 +84,21 @@ async def insert_ignoring_conflict(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+@dataclass(frozen=True)
+class Pending:
+    """One delivery to record, with the outcome it asks for and its work, if any.
+
+    `dispatch` holds a Dispatch row's values (with its trigger_key), `reply`
+    a Reply row's (with its key).
+    """
+
+    meta: DeliveryMeta
+    outcome: str
+    reason: str
+    dispatch: dict[str, Any] | None = None
+    reply: dict[str, Any] | None = None
+
+
 async def record_delivery(
     session: AsyncSession,
     meta: DeliveryMeta,
@@ -89,14 +107,92 @@ async def record_delivery(
     dispatch: dict[str, Any] | None = None,
     reply: dict[str, Any] | None = None,
 ) -> Recorded:
-    """Record one delivery and queue what it asks for; commits.
+    """Record one delivery and queue what it asks for; commits."""
+    connection = await session.connection()
+    [result] = await record_deliveries(
+        connection, [Pending(meta, outcome, reason, dispatch, reply)]
+    )
+    await session.commit()
+    return result
 
-    `dispatch` holds a Dispatch row's values (with its trigger_key), `reply`
-    a Reply row's (with its key). A delivery id seen before records a repeat
-    and queues nothing.
+
+async def record_deliveries(
+    connection: AsyncConnection, items: Sequence[Pending]
+) -> list[Recorded]:
+    """Record deliveries and queue what they ask for, in the caller's transaction.
+
+    Each item comes out as it would alone, in the order given: a delivery id
+    seen before (in the database, or earlier in `items`) is a repeat and
+    queues nothing; a trigger or reply key seen before is a duplicate. A few
+    statements serve the whole batch, and each takes its rows in key order,
+    so that two replicas writing batches at once take their locks in one
+    order and cannot deadlock each other.
     """
     now = utcnow()
-    row = {
+    results: list[Recorded] = [Recorded(item.outcome, item.reason) for item in items]
+    first = _first_of_each(items, lambda item: item.meta.delivery_id)
+    rows = [_delivery_row(items[index], now) for index in first.values()]
+    inserted = await _insert_new(connection, Delivery, "delivery_id", rows)
+    repeats: Counter[str] = Counter()
+    new: list[int] = []
+    for index, item in enumerate(items):
+        delivery_id = item.meta.delivery_id
+        if delivery_id in inserted and first[delivery_id] == index:
+            new.append(index)
+        else:
+            repeats[delivery_id] += 1
+            results[index] = Recorded(
+                "duplicate", "this delivery id was received before"
+            )
+    if repeats:
+        await connection.execute(
+            update(Delivery.__table__)
+            .where(Delivery.delivery_id == bindparam("b_id"))
+            .values(
+                repeats=Delivery.repeats + bindparam("b_count"), last_repeat_at=now
+            ),
+            [{"b_id": key, "b_count": count} for key, count in sorted(repeats.items())],
+        )
+
+    await _queue_dispatches(connection, items, new, results, now)
+    await _queue_replies(connection, items, new, results, now)
+    changed = [
+        {
+            "b_pk": inserted[items[index].meta.delivery_id],
+            "b_outcome": results[index].outcome,
+            "b_reason": results[index].reason,
+            "b_dispatch": results[index].dispatch_id,
+        }
+        for index in new
+        if results[index] != Recorded(items[index].outcome, items[index].reason)
+    ]
+    if changed:
+        await connection.execute(
+            update(Delivery.__table__)
+            .where(Delivery.id == bindparam("b_pk"))
+            .values(
+                outcome=bindparam("b_outcome"),
+                reason=bindparam("b_reason"),
+                dispatch_id=bindparam("b_dispatch"),
+            ),
+            changed,
+        )
+    return results
+
+
+def _first_of_each(
+    items: Sequence[Pending], key: Callable[[Pending], str], among: Sequence[int] = ()
+) -> dict[str, int]:
+    """Each key's first item (by index), sorted by key."""
+    first: dict[str, int] = {}
+    for index in among or range(len(items)):
+        first.setdefault(key(items[index]), index)
+    return dict(sorted(first.items()))
+
+
+def _delivery_row(item: Pending, now: datetime) -> dict[str, Any]:
+    meta = item.meta
+    return {
         "delivery_id": meta.delivery_id,
         "event": meta.event,
         "action": meta.action,
@@ -104,86 +200,141 @@ async def record_delivery(
         "repository": meta.repository,
         "issue_number": meta.issue_number,
         "sender": meta.sender,
-        "outcome": outcome,
-        "reason": reason,
+        "outcome": item.outcome,
+        "reason": item.reason,
         "body_bytes": meta.body_bytes,
         "received_at": now,
         "repeats": 0,
     }
-    delivery_pk = await insert_ignoring_conflict(session, Delivery, "delivery_id", row)
-    if delivery_pk is None:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.delivery_id == meta.delivery_id)
-            .values(repeats=Delivery.repeats + 1, last_repeat_at=now)
-        )
-        await session.commit()
-        return Recorded("duplicate", "this delivery id was received before")
 
-    result = Recorded(outcome, reason)
-    if dispatch is not None:
-        result = await _queue_dispatch(session, dispatch, reason, now)
-    elif reply is not None:
-        reply_id = await insert_ignoring_conflict(
-            session,
-            Reply,
-            "key",
-            {
-                **reply,
-                "delivery_id": meta.delivery_id,
-                "created_at": now,
-                "updated_at": now,
-                "next_attempt_at": now,
-            },
-        )
-        if reply_id is None:
-            result = Recorded("duplicate", "this was answered already")
-    if result != Recorded(outcome, reason):
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_pk)
-            .values(
-                outcome=result.outcome,
-                reason=result.reason,
-                dispatch_id=result.dispatch_id,
+
+async def _insert_new(
+    connection: AsyncConnection,
+    model: type[Base],
+    key: str,
+    rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Insert the rows whose unique `key` is new; {key: primary key} of those inserted."""
+    if not rows:
+        return {}
+    table = model.__table__
+    primary = next(iter(table.primary_key.columns))  # type: ignore[attr-defined]
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = (
+        module.insert(table)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(table.c[key], primary)  # type: ignore[attr-defined]
+    )
+    inserted: dict[str, Any] = {}
+    # One statement per set of columns (callers give one set; executemany needs it).
+    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(frozenset(row), []).append(row)
+    for same in shapes.values():
+        for found_key, found_pk in await connection.execute(statement, same):
+            inserted[found_key] = found_pk
+    return inserted
+
+
+async def _queue_dispatches(
+    connection: AsyncConnection,
+    items: Sequence[Pending],
+    new: list[int],
+    results: list[Recorded],
+    now: datetime,
+) -> None:
+    wanted = [index for index in new if items[index].dispatch is not None]
+    if not wanted:
+        return
+
+    def trigger_key(item: Pending) -> str:
+        return str(item.dispatch["trigger_key"])  # type: ignore[index]
+
+    first = _first_of_each(items, trigger_key, wanted)
+    rows = [
+        {
+            "attempts": 0,
+            "report_pending": False,
+            "report_attempts": 0,
+            "files": [],
+            "created_at": now,
+            "updated_at": now,
+            "next_attempt_at": now,
+            **items[index].dispatch,  # type: ignore[dict-item]
+        }
+        for index in first.values()
+    ]
+    ids = await _insert_new(connection, Dispatch, "trigger_key", rows)
+    missing = [key for key in first if key not in ids]
+    existing: dict[str, int] = {}
+    if missing:
+        found = await connection.execute(
+            select(Dispatch.trigger_key, Dispatch.id).where(
+                Dispatch.trigger_key.in_(missing)
             )
         )
-    await session.commit()
-    return result
+        existing = {key: dispatch_id for key, dispatch_id in found}
+    events = []
+    for index in wanted:
+        item = items[index]
+        key = trigger_key(item)
+        if key in ids and first[key] == index:
+            status = item.dispatch.get("status", "queued")  # type: ignore[union-attr]
+            events.append(
+                {
+                    "dispatch_id": ids[key],
+                    "at": now,
+                    "status": status,
+                    "reason": item.reason,
+                    "actor": None,
+                }
+            )
+            results[index] = Recorded(status, item.reason, ids[key])
+        else:
+            dispatch_id = ids.get(key, existing.get(key))
+            results[index] = Recorded(
+                "duplicate",
+                f"this trigger was already dispatched (dispatch {dispatch_id})",
+                dispatch_id,
+            )
+    if events:
+        await connection.execute(insert(DispatchEvent.__table__), events)
 
 
-async def _queue_dispatch(
-    session: AsyncSession, values: dict[str, Any], reason: str, now: Any
-) -> Recorded:
-    values = {
-        "attempts": 0,
-        "report_pending": False,
-        "report_attempts": 0,
-        "files": [],
-        "created_at": now,
-        "updated_at": now,
-        "next_attempt_at": now,
-        **values,
-    }
-    dispatch_id = await insert_ignoring_conflict(
-        session, Dispatch, "trigger_key", values
-    )
-    if dispatch_id is None:
-        existing = await session.scalar(
-            select(Dispatch.id).where(Dispatch.trigger_key == values["trigger_key"])
-        )
-        return Recorded(
-            "duplicate",
-            f"this trigger was already dispatched (dispatch {existing})",
-            existing,
-        )
-    session.add(
-        DispatchEvent(
-            dispatch_id=dispatch_id, at=now, status=values["status"], reason=reason
-        )
-    )
-    outcome = "queued" if values["status"] == "queued" else values["status"]
-    return Recorded(outcome, reason, dispatch_id)
+async def _queue_replies(
+    connection: AsyncConnection,
+    items: Sequence[Pending],
+    new: list[int],
+    results: list[Recorded],
+    now: datetime,
+) -> None:
+    wanted = [
+        index
+        for index in new
+        if items[index].dispatch is None and items[index].reply is not None
+    ]
+    if not wanted:
+        return
+
+    def reply_key(item: Pending) -> str:
+        return str(item.reply["key"])  # type: ignore[index]
+
+    first = _first_of_each(items, reply_key, wanted)
+    rows = [
+        {
+            **items[index].reply,  # type: ignore[dict-item]
+            "delivery_id": items[index].meta.delivery_id,
+            "created_at": now,
+            "updated_at": now,
+            "next_attempt_at": now,
+        }
+        for index in first.values()
+    ]
+    ids = await _insert_new(connection, Reply, "key", rows)
+    for index in wanted:
+        key = reply_key(items[index])
+        if not (key in ids and first[key] == index):
+            results[index] = Recorded("duplicate", "this was answered already")
 
 
 async def add_event(

@@ -1,9 +1,9 @@
 """`POST /api/github/webhooks`: receive, verify, record, decide, queue, answer.
 
 Nothing here waits on Twill or GitHub: the delivery row and the dispatch it
-asks for are written in one transaction, then GitHub gets its answer (it
-gives up after 10 s and does not retry on its own), and the worker does the
-rest.
+asks for are written in one transaction (shared with the deliveries that
+arrive alongside, bridge/recorder.py), then GitHub gets its answer (it gives
+up after 10 s and does not retry on its own), and the worker does the rest.
 """
 
 from __future__ import annotations
@@ -20,16 +20,19 @@ from starlette.responses import JSONResponse
 from bridge import log
 from bridge.attachments import trigger_attachments
 from bridge.compose import create_task_request, task_title
+from bridge.recorder import NotRecorded
 from bridge.signature import SignatureError, verify
 from bridge.store import (
     DeliveryMeta,
+    Pending,
     bounded_key,
     count_refused_signature,
-    record_delivery,
 )
 from bridge.triggers import Decision, Rules, decide, fits, to_snapshot
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
+# Deliveries above this size (or of unknown size) are handled one at a time.
+LARGE_BODY_BYTES = 1024 * 1024
 
 
 class BodyTooLarge(Exception):
@@ -43,22 +46,35 @@ def problem(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     )
 
 
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytearray:
     """The raw body, refusing to hold more than `limit` bytes in memory."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
+    # One growing buffer: a list of chunks joined at the end holds the body twice.
+    body = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+    return body
 
 
-def parse_payload(body: bytes, content_type: str) -> Any:
+async def receive_webhook(request: Request) -> JSONResponse:
+    """Handle one delivery from GitHub; large ones one at a time.
+
+    A large delivery costs several times its size while it is parsed and
+    recorded, so they take turns, and the memory they need stays that of one
+    (uvicorn stops reading a request's socket while its body is not read).
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) <= LARGE_BODY_BYTES:
+        return await _receive_webhook(request)
+    async with request.app.state.large_deliveries:
+        return await _receive_webhook(request)
+
+
+def parse_payload(body: bytes | bytearray, content_type: str) -> Any:
     """The JSON payload of a delivery, sent raw or as a form's `payload` field."""
     if (
         content_type.split(";", 1)[0].strip().lower()
@@ -86,8 +102,7 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-async def receive_webhook(request: Request) -> JSONResponse:
-    """Handle one delivery from GitHub."""
+async def _receive_webhook(request: Request) -> JSONResponse:
     state = request.app.state
     settings = state.settings
     try:
@@ -143,14 +158,18 @@ async def receive_webhook(request: Request) -> JSONResponse:
         else decide(event, payload, _rules_for(state, meta.repository))
     )
     dispatch, reply = _work_for(decision, meta, settings)
-    async with state.sessions() as session:
-        recorded = await record_delivery(
-            session,
-            meta,
-            "queued" if dispatch else ("replied" if reply else "ignored"),
-            decision.reason,
-            dispatch=dispatch,
-            reply=reply,
+    outcome = "queued" if dispatch else ("replied" if reply else "ignored")
+    try:
+        # Committed (with the deliveries that arrived alongside) before we answer.
+        recorded = await state.recorder.record(
+            Pending(meta, outcome, decision.reason, dispatch, reply)
+        )
+    except NotRecorded:
+        state.metrics.delivery(event, "not_recorded")
+        return problem(
+            503,
+            "not_recorded",
+            "the delivery could not be recorded; redeliver it later",
         )
     log.info(
         "delivery recorded",
