@@ -83,6 +83,9 @@ class Command:
     # Whether a word named the intent ("/twill plan"), rather than the default
     # SWE of free text; a follow-up without one keeps the task's own intent.
     intent_named: bool = field(default=False, compare=False)
+    # A lone unknown word ("/twill approve"): too little for a new task, but a
+    # fine follow-up to a running one.
+    lone_word: str | None = field(default=None, compare=False)
 
 
 _Span = tuple[int, int]
@@ -98,6 +101,10 @@ class _Token:
 
 class _Invalid(Exception):
     """Raised inside the parser with the sentence that ends up in Command.problem."""
+
+
+class _LoneWord(_Invalid):
+    """One unknown word and nothing else: invalid, unless a task runs."""
 
 
 def find_command(body: str | None, keyword: str = "twill") -> Command | None:
@@ -134,6 +141,9 @@ def find_command(body: str | None, keyword: str = "twill") -> Command | None:
     following = lines[index + 1 : stop]
     try:
         return _parse(index, rest.removeprefix(":"), following)
+    except _LoneWord as invalid:
+        word = rest.removeprefix(":").strip()
+        return Command("invalid", None, "", None, index, str(invalid), lone_word=word)
     except _Invalid as invalid:
         return Command("invalid", None, "", None, index, str(invalid))
 
@@ -284,7 +294,7 @@ def _read_words(words: list[_Token], *, has_more: bool) -> tuple[str, str | None
     _reject_typo(first)
     if len(words) == 1 and not has_more:
         # One unknown word is too little to spend an agent run on.
-        raise _Invalid(
+        raise _LoneWord(
             f"Unknown word '{_echo(words[0].text)}'; describe the task in a few "
             "words or ask for help."
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bridge.attachments import trigger_attachments
+from bridge.commands import find_command
 from bridge.compose import Extras, create_task_request, file_parts, follow_up_request
 from bridge.files import describe_missing
 from bridge.github import GitHubClient
@@ -21,7 +22,13 @@ from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.repo_config import CONFIG_PATH, RepoConfig, permission_reaches
 from bridge.settings import PERMISSIONS, Settings
 from bridge.store import bounded_key
-from bridge.triggers import IssueSnapshot, Trigger, from_snapshot
+from bridge.triggers import (
+    IssueSnapshot,
+    Trigger,
+    from_snapshot,
+    rules_from,
+    usage_reply,
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,19 @@ async def prepare(
             routed = await _follow_up(
                 dispatch, issue, trigger, running, settings, handover, installation
             )
+    if routed is None and trigger.tentative and trigger.kind == "comment":
+        # A lone word with no running task to answer: what the webhook would
+        # have said had it known.
+        command = find_command(trigger.comment_body)
+        problem = command.problem if command else None
+        labels = config.labels if config.labels is not None else settings.labels
+        rules = replace(rules_from(settings), labels=labels)
+        return Prepared(
+            "skipped",
+            problem or "a lone word with no running task",
+            reply=usage_reply(rules, problem),
+            reply_key=bounded_key(f"usage:{dispatch.trigger_key}"),
+        )
     if routed is not None:
         if routed.outcome != "ready":
             return routed

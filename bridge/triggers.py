@@ -37,6 +37,9 @@ class Rules:
     # BRIDGE_ON_UNLABEL: removing a trigger label does nothing, or cancels the
     # task that label started.
     unlabel_cancels: bool = False
+    # Whether the worker may turn a command into a follow-up (BRIDGE_FOLLOW_TASKS,
+    # and not dry-run): then a lone unknown word waits for the worker's verdict.
+    follow_ups: bool = False
 
 
 def rules_from(settings: Settings) -> Rules:
@@ -46,6 +49,7 @@ def rules_from(settings: Settings) -> Rules:
         default_agent=settings.default_agent,
         allowed_bots=settings.allowed_bots,
         unlabel_cancels=settings.on_unlabel == "cancel",
+        follow_ups=settings.follow_tasks and not settings.dry_run,
     )
 
 
@@ -208,6 +212,27 @@ def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> D
     if command is None:
         return ignore(f"the comment has no /{rules.keyword} command")
     source = f"comment:{_repo_key(issue)}:{comment['id']}"
+    if command.lone_word and rules.follow_ups:
+        # "/twill approve" answers a running task; with none, the worker
+        # replies with the usage instead (bridge/prepare.py).
+        trigger = Trigger(
+            kind="comment",
+            key=source,
+            intent="SWE",
+            requester=sender,
+            instruction=command.lone_word,
+            agent=rules.default_agent,
+            comment_id=int(comment["id"]),
+            comment_body=body,
+            tentative=True,
+        )
+        return Decision(
+            "dispatch",
+            "a lone word: a follow-up if a task is running",
+            issue,
+            trigger,
+            command=command,
+        )
     if command.kind in ("invalid", "help"):
         problem = command.problem if command.kind == "invalid" else None
         return Decision(

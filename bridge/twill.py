@@ -248,6 +248,22 @@ def error_for(response: httpx.Response) -> TwillError:
     )
 
 
+def task_not_found(error: TwillError) -> bool:
+    """Whether `error` is Twill's own "no such task" answer (404, code not_found).
+
+    Any other 404, such as a proxy's or a framework's page for a path it does
+    not know, says the endpoint is missing, not the task.
+    """
+    if error.status != 404 or error.response is None:
+        return False
+    try:
+        body = error.response.json()
+    except ValueError:
+        return False
+    found = body.get("error") if isinstance(body, dict) else None
+    return isinstance(found, dict) and found.get("code") == "not_found"
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if value is None:

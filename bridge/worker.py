@@ -25,7 +25,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from bridge.twill import (
     TwillRateLimited,
     TwillRefused,
     TwillUnavailable,
+    task_not_found,
 )
 
 RECOVERY_INTERVAL = 5.0
@@ -577,8 +578,10 @@ class Worker:
         if not self.settings.follow_tasks:
             return {}
         job = JobView(id=job_id, status=job_status.upper()).to_json()
-        if not await self._status_available():
-            return {"follow": "unavailable", "job": job}
+        until = await self._status_unavailable_until()
+        if until is not None:
+            # Read once the mark runs out: Twill may have gained the endpoint.
+            return {"follow": "unavailable", "job": job, "poll_next_at": until}
         first = poll_delay(
             0,
             self.settings.poll_first_seconds,
@@ -696,7 +699,7 @@ class Worker:
                 update(Dispatch)
                 .where(Dispatch.id == dispatch.target_dispatch_id)
                 .values(
-                    follow="gone" if error.status == 404 else "unavailable",
+                    follow="gone" if task_not_found(error) else "unavailable",
                     poll_next_at=None,
                 )
             )
@@ -802,7 +805,7 @@ class Worker:
         assert self.twill is not None
         now = utcnow()
         ready = [
-            Dispatch.follow == "active",
+            Dispatch.follow.in_(("active", "unavailable")),
             Dispatch.poll_next_at <= now,
             Dispatch.twill_task_id.is_not(None),
         ]
@@ -835,6 +838,11 @@ class Worker:
             )
             return True
         ended = await self._polled(dispatch, job)
+        if dispatch.follow == "unavailable":
+            async with self.sessions() as session:
+                await set_flag(session, STATUS_FLAG, "available")
+                await session.commit()
+            log.info("task status available again", **fields)
         if ended is not None:
             log.info("task ended", status=ended.status, job_id=ended.id, **fields)
             await self._react_to_end(dispatch, ended)
@@ -872,11 +880,18 @@ class Worker:
                     "report_pending": True,
                     "report_next_at": now,
                 }
+            if dispatch.follow == "unavailable":
+                # Twill answers again: follow as usual, and say so on the issue.
+                values |= {
+                    "follow": "active",
+                    "report_pending": True,
+                    "report_next_at": now,
+                }
             if job.terminal:
                 values |= {"follow": "done", "poll_next_at": None}
                 ended = job if earlier is None or not earlier.terminal else None
-        age = (now - dispatch.created_at).total_seconds()
-        if values.get("follow") is None and age >= s.poll_max_age_seconds:
+        age = (now - _followed_since(dispatch)).total_seconds()
+        if values.get("follow") in (None, "active") and age >= s.poll_max_age_seconds:
             values |= {
                 "follow": "expired",
                 "poll_next_at": None,
@@ -919,50 +934,61 @@ class Worker:
         return ended
 
     async def _status_missing(self, dispatch: Dispatch, error: TwillError) -> None:
-        """404/405 on a status read: Twill lacks the endpoint (or the task).
+        """404/405 on a status read: Twill lost this task, or lacks the endpoint.
 
-        Logged once per process; every replica stops following for a while
-        (UNAVAILABLE_RECHECK) and goes on dispatching as before.
+        Twill's own "no such task" answer ends following that task alone. Any
+        other 404, or a 405, means the endpoint is missing: logged once per
+        process, every replica stops reading for UNAVAILABLE_RECHECK and goes on
+        dispatching as before, and the task is read again when the mark runs out.
         """
+        now = utcnow()
+        gone = task_not_found(error)
         reason = f"HTTP {error.status}"
         async with self.sessions() as session:
-            await set_flag(session, STATUS_FLAG, f"unavailable: {reason}")
+            if not gone:
+                await set_flag(session, STATUS_FLAG, f"unavailable: {reason}")
             await session.execute(
                 update(Dispatch)
                 .where(Dispatch.id == dispatch.id)
                 .values(
-                    follow="unavailable",
-                    poll_next_at=None,
+                    follow="gone" if gone else "unavailable",
+                    poll_next_at=None if gone else now + UNAVAILABLE_RECHECK,
+                    polls=dispatch.polls + 1,
                     lease_owner=None,
                     lease_expires_at=None,
                     report_pending=True,
-                    report_next_at=utcnow(),
+                    report_next_at=now,
                 )
             )
             await add_event(
                 session,
                 dispatch.id,
                 dispatch.status,
-                f"task status is not available from Twill ({reason})",
+                "Twill no longer has this task"
+                if gone
+                else f"task status is not available from Twill ({reason})",
             )
             await session.commit()
-        if not self._status_logged:
+        if not gone and not self._status_logged:
             self._status_logged = True
             log.warning(
                 "task status unavailable; following tasks stops, dispatching goes on",
                 status=error.status,
-                dispatch_id=dispatch.id,
+                **trace(dispatch),
             )
+
+    async def _status_unavailable_until(self) -> Any:
+        """When the "no status endpoint" mark runs out, if it is on; else None."""
+        async with self.sessions() as session:
+            flag = await get_flag(session, STATUS_FLAG)
+        if flag is None or not flag.value.startswith("unavailable"):
+            return None
+        until = flag.updated_at + UNAVAILABLE_RECHECK
+        return until if until > utcnow() else None
 
     async def _status_available(self) -> bool:
         """False for a while after Twill answered 404/405 to a status read."""
-        async with self.sessions() as session:
-            flag = await get_flag(session, STATUS_FLAG)
-        return not (
-            flag is not None
-            and flag.value.startswith("unavailable")
-            and utcnow() - flag.updated_at < UNAVAILABLE_RECHECK
-        )
+        return await self._status_unavailable_until() is None
 
     async def _react_to_end(self, dispatch: Dispatch, job: JobView) -> None:
         """🎉 or 👎 on the comment that started the job that just ended."""
@@ -1354,6 +1380,19 @@ def _creates_due(now: Any) -> Any:
         )
         .exists()
     )
+
+
+def _followed_since(dispatch: Dispatch) -> Any:
+    """When the task last got work: its creation, or its latest follow-up."""
+    latest = dispatch.created_at
+    for note in dispatch.follow_ups or ():
+        try:
+            at = datetime.fromisoformat(str(note.get("at")))
+        except ValueError:
+            continue
+        if note.get("kind") == "message" and at.tzinfo is not None and at > latest:
+            latest = at
+    return latest
 
 
 def _same(column: Any, value: Any) -> Any:

@@ -401,7 +401,7 @@ async def test_a_follow_up_the_task_no_longer_takes_starts_a_new_task(
 ) -> None:
     await bridge.deliver("issues", payloads.issues_labeled("twill"))
     await bridge.drain()
-    bridge.twill.fail(Fault(status=404))
+    bridge.twill.deleted.add("tsk_1")
     await bridge.deliver(
         "issue_comment", payloads.comment_created("/twill go on", comment_id=916)
     )
@@ -592,3 +592,110 @@ async def test_a_cancel_in_dry_run_stores_no_create_request(make_harness: Any) -
     [dispatch] = await bridge.dispatches()
     assert dispatch.action == "cancel" and dispatch.request == {}
     assert dispatch.status == "not_sent"
+
+
+async def test_one_task_twill_lost_does_not_stop_following_the_others(
+    bridge: Harness,
+) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill", number=12))
+    await bridge.deliver("issues", payloads.issues_labeled("twill", number=13))
+    await bridge.drain()
+    bridge.twill.deleted.add("tsk_1")
+    await poll_now(bridge)
+    lost, kept = await bridge.dispatches()
+    assert (lost.follow, lost.poll_next_at) == ("gone", None)
+    assert kept.follow == "active"
+    assert "Twill no longer has this task" in tracking(bridge)["body"]
+    # Follow-ups on the other issue still go to its task.
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created("/twill more", comment_id=930, number=13),
+    )
+    await bridge.drain()
+    assert [m["task"] for m in bridge.twill.messages] == ["tsk_2"]
+
+
+async def test_tasks_are_read_again_once_the_unavailable_mark_runs_out(
+    bridge: Harness,
+) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    bridge.twill.missing = 405
+    await poll_now(bridge)
+    bridge.twill.missing = None
+    await bridge.deliver("issues", payloads.issues_labeled("twill", number=13))
+    await bridge.drain()
+    first, second = await bridge.dispatches()
+    assert first.follow == second.follow == "unavailable"
+    assert second.poll_next_at is not None and second.poll_next_at > utcnow()
+
+    # An hour later (moved back, not waited for), both are read and followed again.
+    from datetime import timedelta
+
+    from bridge.models import BridgeFlag
+
+    async with bridge.sessions() as session:
+        hour_ago = utcnow() - timedelta(hours=1, seconds=1)
+        await session.execute(update(BridgeFlag).values(updated_at=hour_ago))
+        await session.execute(update(Dispatch).values(poll_next_at=utcnow()))
+        await session.commit()
+    bridge.twill.advance("tsk_1", "IN_PROGRESS")
+    await bridge.drain()
+    assert [d.follow for d in await bridge.dispatches()] == ["active", "active"]
+    assert "working on it" in tracking(bridge)["body"]
+    assert "does not report task status" not in tracking(bridge)["body"]
+
+
+async def test_a_follow_up_restarts_the_age_limit(bridge: Harness) -> None:
+    from datetime import timedelta
+
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    async with bridge.sessions() as session:
+        await session.execute(
+            update(Dispatch).values(created_at=utcnow() - timedelta(hours=47))
+        )
+        await session.commit()
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill keep going", comment_id=931)
+    )
+    await bridge.drain()
+    async with bridge.sessions() as session:
+        await session.execute(
+            update(Dispatch).values(created_at=utcnow() - timedelta(hours=49))
+        )
+        await session.commit()
+    await poll_now(bridge)
+    first, _ = await bridge.dispatches()
+    assert first.follow == "active"
+
+
+async def test_a_lone_word_answers_a_running_task(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill-plan"))
+    await bridge.drain()
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill approve", comment_id=940)
+    )
+    await bridge.drain()
+    [message] = bridge.twill.messages
+    assert message["message"].endswith("\n\napprove")
+
+
+async def test_a_lone_word_with_no_task_running_gets_the_usage_once(
+    bridge: Harness,
+) -> None:
+    payload = payloads.comment_created("/twill approve", comment_id=941)
+    await bridge.deliver("issue_comment", payload)
+    await bridge.deliver("issue_comment", payloads.with_changes(payload, "/twill"))
+    await bridge.drain()
+    assert bridge.twill.tasks == [] and bridge.twill.messages == []
+    [reply] = bridge.github.issue_comments(payloads.REPO, 12)
+    assert "Unknown word 'approve'" in reply["body"]
+
+
+async def test_in_dry_run_a_lone_word_is_answered_at_once(make_harness: Any) -> None:
+    bridge = await make_harness(force_dry_run=True)
+    answer = await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill approve", comment_id=942)
+    )
+    assert answer.json()["outcome"] == "replied"

@@ -99,6 +99,7 @@ class FakeTwill:
     messages: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     read_faults: deque[Fault] = field(default_factory=deque)
+    deleted: set[str] = field(default_factory=set)  # task ids Twill no longer has
     me_requests: int = 0
     _times: deque[float] = field(default_factory=deque)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -166,7 +167,10 @@ class FakeTwill:
         if self.missing == 405:
             return Response("Method Not Allowed", status_code=405)
         if self.missing == 404:
-            return _error(404, "not_found", "Not found")
+            # A Twill without the endpoint: the framework's page, not Twill's error.
+            return Response(
+                "<h1>Not Found</h1>", status_code=404, media_type="text/html"
+            )
         wait = self._limited()
         if wait is not None:
             self.rejected_429 += 1
@@ -178,6 +182,8 @@ class FakeTwill:
             )
         self._record(request)
         wanted = request.path_params["task"]
+        if wanted in self.deleted:
+            return _error(404, "not_found", "Task not found")
         for task in self.tasks:
             if wanted in (task["task"]["id"], task["task"]["slug"]):
                 return task
