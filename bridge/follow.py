@@ -12,12 +12,19 @@ that fails on one odd field would stop telling the issue anything.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 ACTIVE = frozenset({"PENDING", "IN_PROGRESS"})
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+_WORD = re.compile(r"[^A-Z_]")
+_STATE = re.compile(r"[a-z_]{1,20}")
+# A URL that stays one Markdown link: nothing that could end it or start markup.
+WEB_LINK = re.compile(r"https?://[^\s()<>\[\]`\\\"']+")
 
 # What the bridge keeps of the agent's text; the tracking comment cuts again.
 TEXT_MAX_CHARS = 60_000
@@ -82,13 +89,19 @@ def read_task(body: object) -> JobView | None:
 
 
 def read_job(job: object) -> JobView:
-    """A job object (from a task, a job list or a follow-up's answer) as a JobView."""
-    if not isinstance(job, Mapping) or not _text(job.get("id")):
-        raise ValueError("the job has no id")
-    status = (_text(job.get("status")) or "PENDING").upper()
+    """A job object (from a task, a job list or a follow-up's answer) as a JobView.
+
+    Ids and statuses end up in the bridge's comments, so only the characters
+    such values are made of are kept.
+    """
+    job_id = _text(job.get("id"), 100) if isinstance(job, Mapping) else None
+    if job_id is None or not _ID.fullmatch(job_id):
+        raise ValueError("the job has no usable id")
+    assert isinstance(job, Mapping)
+    status = _WORD.sub("", (_text(job.get("status")) or "PENDING").upper())[:20]
     return JobView(
-        id=_text(job.get("id"), 100) or "",
-        status=status[:20],
+        id=job_id,
+        status=status or "UNKNOWN",
         type=_text(job.get("type"), 40),
         started_at=_text(job.get("startedAt"), 40),
         completed_at=_text(job.get("completedAt"), 40),
@@ -154,9 +167,11 @@ def _pull_request(
 ) -> PullRequest | None:
     link = _text(url, 500)
     # Only web links: the URL becomes a Markdown link in the bridge's comment.
-    if link is None or not link.startswith(("https://", "http://")):
+    if link is None or not WEB_LINK.fullmatch(link):
         return None
     state_text = _text(state, 20)
+    if state_text is not None and not _STATE.fullmatch(state_text.lower()):
+        state_text = None
     return PullRequest(
         url=link,
         number=number

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from bridge.follow import JobView
+from bridge.follow import WEB_LINK, JobView
 from bridge.triggers import INTENT_LABELS
 
 GITHUB_COMMENT_MAX = 65_536
@@ -96,7 +96,7 @@ def answer_is_long(job: JobView | None) -> bool:
 
 def answer_comment(view: DispatchView, job: JobView) -> str:
     """The comment that holds a long final answer."""
-    task = f" · [task]({view.task_url})" if view.task_url else ""
+    task = f" · [task]({url})" if (url := _safe_url(view.task_url)) else ""
     lines = [
         answer_marker(view.id, job.id),
         f"**Twill's answer** for @{view.requester}{task}",
@@ -132,8 +132,8 @@ def tracking_comment(view: DispatchView, max_age_hours: float = 48) -> str:
     ]
     if view.agent:
         lines.append(f"- Agent: `{view.agent}`")
-    if view.task_url:
-        lines.append(f"- Task: {view.task_url}")
+    if url := _safe_url(view.task_url):
+        lines.append(f"- Task: {url}")
     if job is not None:
         lines.append(f"- Job: `{job.status}`{_timing(job)}")
         lines += _pull_request_lines(job)
@@ -183,9 +183,11 @@ def _when(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    # A time without an offset is taken as UTC, Twill's zone.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _duration(seconds: float) -> str:
@@ -263,7 +265,8 @@ def _cancel_comment(view: DispatchView) -> str:
         if view.trigger_kind == "label"
         else "with `/twill cancel`"
     )
-    task = f"[the Twill task]({view.task_url})" if view.task_url else "the Twill task"
+    url = _safe_url(view.task_url)
+    task = f"[the Twill task]({url})" if url else "the Twill task"
     if view.status in ("created", "reported"):
         lines = [f"**🛑 Cancelled {task}**", "", f"@{view.requester} asked {asked}."]
     elif view.status == "failed":
@@ -312,38 +315,34 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
 def quiet(text: str) -> str:
-    """The agent's text, unable to ping anyone or pose as one of our comments.
+    """The agent's text, unable to ping anyone, hide the rest of the comment, or
+    pose as one of our comments.
 
-    A zero-width space after `@` keeps a mention from notifying anyone (a
-    prompt in an issue could otherwise make the agent ping a whole team);
-    code is left as written, since GitHub does not ping from code.
+    Every `@name` gets a zero-width space after its `@`, code included: GitHub's
+    rules for where code starts are subtle enough that a mention thought to be
+    in code could still ping a whole team (a prompt in an issue can steer what
+    the agent writes). An HTML comment opener is shown, not obeyed, and a code
+    fence the text leaves open is closed, so the bridge's own lines after it
+    still render.
     """
     text = text.replace(MARKER_PREFIX, "<!-- (quoted) twill github bridge")
-    out, fence = [], None
+    text = _MENTION.sub("@\u200b", text).replace("<!--", "&lt;!--")
+    fence = None
     for line in text.split("\n"):
         opened = _FENCE.match(line)
-        if fence is not None:
-            if (
-                opened
-                and opened.group(1)[0] == fence[0]
-                and len(opened.group(1)) >= len(fence)
-            ):
-                fence = None
-            out.append(line)
+        if opened is None:
             continue
-        if opened:
-            fence = opened.group(1)
-            out.append(line)
-            continue
-        pieces = line.split("`")
-        # Even pieces are outside inline code spans.
-        out.append(
-            "`".join(
-                _MENTION.sub("@\u200b", piece) if i % 2 == 0 else piece
-                for i, piece in enumerate(pieces)
-            )
-        )
-    return "\n".join(out)
+        mark = opened.group(1)
+        if fence is None:
+            fence = mark
+        elif mark[0] == fence[0] and len(mark) >= len(fence):
+            fence = None
+    return text + f"\n{fence}" if fence is not None else text
+
+
+def _safe_url(url: str | None) -> str | None:
+    """`url` when it is a plain web link, else None (it is left out)."""
+    return url if url and WEB_LINK.fullmatch(url) else None
 
 
 def _one_line(text: str) -> str:

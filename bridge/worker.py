@@ -1097,6 +1097,20 @@ class Worker:
         except GitHubError as error:
             await self._report_failed(dispatch, error)
             return True
+        except Exception as error:
+            # A bug or an answer nobody foresaw: give up on this report, visibly,
+            # rather than trip over it again at every lease.
+            log.error(
+                "telling the issue failed",
+                error=type(error).__name__,
+                exc_info=True,
+                **trace(dispatch),
+            )
+            await self._report_failed(
+                dispatch,
+                GitHubError(f"the report failed unexpectedly ({type(error).__name__})"),
+            )
+            return True
         async with self.sessions() as session:
             status = "reported" if dispatch.status == "created" else dispatch.status
             await session.execute(

@@ -699,3 +699,19 @@ async def test_in_dry_run_a_lone_word_is_answered_at_once(make_harness: Any) -> 
         "issue_comment", payloads.comment_created("/twill approve", comment_id=942)
     )
     assert answer.json()["outcome"] == "replied"
+
+
+async def test_an_unexpected_failure_telling_the_issue_is_recorded_not_looped(
+    bridge: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bridge.worker as worker_module
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(worker_module, "tracking_comment", broken)
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()  # would never end if the report were tried at every step
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.report_pending is False
+    assert "unexpectedly (TypeError)" in (dispatch.report_error or "")
