@@ -9,6 +9,7 @@ the worker writes it down.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.attachments import trigger_attachments
@@ -41,6 +42,7 @@ class ActiveTask:
     agent: str | None
     label: str | None  # the trigger label that started it, if a label did
     running: bool  # its job is known to be PENDING or IN_PROGRESS
+    created_at: datetime | None = None  # when its dispatch was recorded
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class IssueTasks:
     earlier_pending: bool = False  # an earlier trigger here is not sent yet
     active: tuple[ActiveTask, ...] = ()  # newest first
     follow_ups: bool = True  # Twill has the status and message endpoints
+    # A redelivery (bridge/redeliver.py) of a trigger that a later one on the
+    # same issue has overtaken: acting on it now would undo or repeat work.
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,11 @@ def _route(
     dispatch: Dispatch, trigger: Trigger, tasks: IssueTasks | None
 ) -> Prepared | None:
     """Wait for earlier triggers, or cancel; None when the dispatch goes on as a run."""
+    if tasks is not None and tasks.superseded:
+        return Prepared(
+            "drop",
+            "redelivered after a later trigger on this issue was handled; not acted on",
+        )
     if trigger.action == "new":
         return None
     if tasks is not None and tasks.earlier_pending:
@@ -212,6 +222,16 @@ def _route(
     candidates = tasks.active if tasks is not None else ()
     if trigger.kind == "label":
         candidates = tuple(t for t in candidates if t.label == trigger.label)
+    asked = when_asked(trigger)
+    if asked is not None:
+        # A cancel reaches the tasks that existed when it was written, not one
+        # started after it (a late delivery must not stop newer work). The
+        # slack absorbs the difference between GitHub's clock and ours.
+        candidates = tuple(
+            t
+            for t in candidates
+            if t.created_at is None or t.created_at <= asked + CLOCK_SLACK
+        )
     if candidates:
         target = candidates[0]
         return Prepared(
@@ -293,6 +313,21 @@ async def _follow_up(
             "files": request.get("files", []),
         },
     )
+
+
+CLOCK_SLACK = timedelta(seconds=30)
+
+
+def when_asked(trigger: Trigger) -> datetime | None:
+    """When the trigger was written, by GitHub's clock; None if unknown."""
+    stamp = trigger.requested_at
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _provider(agent: str | None) -> str | None:

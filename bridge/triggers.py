@@ -91,6 +91,9 @@ class Trigger:
     # active; "new": always a new task; "cancel": cancel the active task.
     action: str = "run"
     intent_named: bool = False  # a word named the intent (see Command)
+    # When the person asked, by GitHub's clock (the comment's or the label
+    # event's time, ISO 8601): a cancel only reaches tasks started before it.
+    requested_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ def _issue_labeled(action: str, payload: Mapping[str, Any], rules: Rules) -> Dec
         # A label names an intent and always asks for a task of its own.
         action="cancel" if removed else "new",
         intent_named=True,
+        requested_at=stamp or None,
     )
     if removed:
         reason = f"label {normalised!r} removed: cancel the task it started"
@@ -225,6 +229,7 @@ def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> D
             comment_id=int(comment["id"]),
             comment_body=body,
             tentative=True,
+            requested_at=_stamp(comment, edited=payload.get("action") == "edited"),
         )
         return Decision(
             "dispatch",
@@ -256,6 +261,7 @@ def _comment_created(action: str, payload: Mapping[str, Any], rules: Rules) -> D
         comment_body=body,
         action=command.kind,
         intent_named=command.intent_named,
+        requested_at=_stamp(comment, edited=payload.get("action") == "edited"),
     )
     asks = "a cancel" if command.kind == "cancel" else intent
     return Decision(
@@ -316,7 +322,11 @@ def usage_reply(rules: Rules, problem: str | None = None) -> str:
         "",
         f"- `/{k}` — implement the issue (`/{k} <instructions>` adds your own)",
         f"- `/{k} plan`, `/{k} ask`, `/{k} dev-env` — plan, answer, or set up a dev environment",
-        f"- while a task runs, `/{k} <message>` sends it a follow-up; `/{k} new ...` starts another task; `/{k} cancel` stops it",
+        (
+            f"- while a task runs, `/{k} <message>` sends it a follow-up; `/{k} new ...` starts another task; `/{k} cancel` stops it"
+            if rules.follow_ups
+            else f"- `/{k} cancel` stops the issue's running task"
+        ),
         f"- `--agent provider/model` on the command line picks the agent, e.g. `/{k} plan --agent claude-code/sonnet`",
         f"- `/{k} help` — this message",
         f"- labels: {labels}" if labels else "- no trigger labels are configured",
@@ -376,6 +386,12 @@ def _repo_key(issue: IssueSnapshot) -> str:
         if issue.repository_id is not None
         else issue.repository.lower()
     )
+
+
+def _stamp(comment: Mapping[str, Any], edited: bool) -> str | None:
+    """When the comment (or, for an edit, its new text) was written."""
+    value = comment.get("updated_at" if edited else "created_at")
+    return value[:40] if isinstance(value, str) and value else None
 
 
 def _sender(payload: Mapping[str, Any]) -> str | None:

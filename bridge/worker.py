@@ -37,8 +37,15 @@ from bridge.budget import RateBudget
 from bridge.follow import JobView, merge_prs, poll_delay
 from bridge.github import GitHubClient, GitHubError, GitHubNotFound
 from bridge.handover import Handover
-from bridge.models import Delivery, Dispatch, Reply, StoredFile, utcnow
-from bridge.prepare import ActiveTask, IssueTasks, Prepared, prepare
+from bridge.models import Delivery, Dispatch, Redelivery, Reply, StoredFile, utcnow
+from bridge.prepare import (
+    CLOCK_SLACK,
+    ActiveTask,
+    IssueTasks,
+    Prepared,
+    prepare,
+    when_asked,
+)
 from bridge.redact import redact
 from bridge.repo_access import ConfigCache, PermissionCache
 from bridge.report import (
@@ -54,6 +61,7 @@ from bridge.report import (
 from bridge.retry import backoff_seconds
 from bridge.settings import Settings
 from bridge.store import add_event, get_flag, insert_ignoring_conflict, set_flag
+from bridge.triggers import from_snapshot
 from bridge.twill import (
     CreatedTask,
     TwillClient,
@@ -1010,10 +1018,37 @@ class Worker:
             )
         await self._react(starter or dispatch, content)
 
+    async def _superseded(self, dispatch: Dispatch) -> bool:
+        """Whether a redelivered trigger was overtaken by a later one on its issue.
+
+        Only deliveries that bridge/redeliver.py asked GitHub to resend are
+        judged: they can be hours old, and the maintainer may have asked again
+        (or cancelled) in the meantime.
+        """
+        _, trigger = from_snapshot(dispatch.snapshot or {})
+        asked = when_asked(trigger)
+        if asked is None:
+            return False
+        async with self.sessions() as session:
+            redelivered = await session.scalar(
+                select(Redelivery.id).where(Redelivery.guid == dispatch.delivery_id)
+            )
+            if redelivered is None:
+                return False
+            later = await session.scalar(
+                select(Dispatch.id)
+                .where(
+                    Dispatch.repository == dispatch.repository,
+                    Dispatch.issue_number == dispatch.issue_number,
+                    Dispatch.id != dispatch.id,
+                    Dispatch.created_at > asked + CLOCK_SLACK,
+                )
+                .limit(1)
+            )
+        return later is not None
+
     async def _issue_tasks(self, dispatch: Dispatch) -> IssueTasks | None:
         """The issue's other dispatches, for routing follow-ups and cancels."""
-        if not self.settings.follow_tasks:
-            return None
         same_issue = [
             Dispatch.repository == dispatch.repository,
             Dispatch.issue_number == dispatch.issue_number,
@@ -1054,13 +1089,15 @@ class Worker:
                 agent=row.agent,
                 label=row.trigger_label if row.trigger_kind == "label" else None,
                 running=row.follow == "active",
+                created_at=row.created_at,
             )
             for row in rows
         )
         return IssueTasks(
+            superseded=await self._superseded(dispatch),
             earlier_pending=pending is not None,
             active=active,
-            follow_ups=await self._status_available(),
+            follow_ups=self.settings.follow_tasks and await self._status_available(),
         )
 
     # Reporting on GitHub.

@@ -7,6 +7,7 @@ The field sets follow the payloads GitHub documents for `issues` and
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 REPO = "octo-org/widgets"
@@ -152,11 +153,16 @@ def comment_created(
         "body": body,
         "user": user(sender, sender_type, 3003),
         "author_association": "MEMBER",
-        "created_at": "2026-12-01T10:05:00Z",
-        "updated_at": "2026-12-01T10:05:00Z",
+        # Written just now, as a live delivery's comment is.
+        "created_at": _now(),
+        "updated_at": _now(),
         "html_url": f"https://github.com/{REPO}/issues/12#issuecomment-{comment_id}",
     }
     return data
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def with_changes(payload: dict[str, Any], old_body: str) -> dict[str, Any]:

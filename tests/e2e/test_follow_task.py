@@ -330,9 +330,9 @@ async def test_cancel_needs_the_same_permission_as_a_trigger(bridge: Harness) ->
 
 
 def unlabeled(label: str) -> dict[str, Any]:
-    payload = payloads.issues_labeled(
-        label, labels=[], updated_at="2026-12-01T11:00:00Z"
-    )
+    # The label comes off now (the issue's updated_at is when).
+    now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+    payload = payloads.issues_labeled(label, labels=[], updated_at=now)
     return {**payload, "action": "unlabeled"}
 
 
@@ -715,3 +715,76 @@ async def test_an_unexpected_failure_telling_the_issue_is_recorded_not_looped(
     [dispatch] = await bridge.dispatches()
     assert dispatch.report_pending is False
     assert "unexpectedly (TypeError)" in (dispatch.report_error or "")
+
+
+async def test_with_following_off_cancel_still_works(make_harness: Any) -> None:
+    bridge = await make_harness(follow_tasks=False, on_unlabel="cancel")
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill more tests", comment_id=950)
+    )
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill cancel", comment_id=951)
+    )
+    await bridge.drain()
+    await bridge.make_due()
+    await bridge.drain()
+    # No follow-ups without following: the comment started a task of its own.
+    assert bridge.twill.messages == [] and len(bridge.twill.tasks) == 2
+    assert bridge.twill.cancelled == ["tsk_2"]
+    await bridge.deliver("issues", unlabeled("twill"))
+    await bridge.drain()
+    assert bridge.twill.cancelled == ["tsk_2", "tsk_1"]
+
+
+async def test_a_late_cancel_does_not_stop_a_task_started_after_it(
+    bridge: Harness,
+) -> None:
+    from datetime import timedelta
+
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    # A cancel written an hour ago, arriving only now (a redelivery, a slow hook).
+    late = payloads.comment_created("/twill cancel", comment_id=960)
+    hour_ago = (utcnow() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    late["comment"]["created_at"] = hour_ago
+    await bridge.deliver("issue_comment", late)
+    await bridge.drain()
+    assert bridge.twill.cancelled == []
+    reply = bridge.github.issue_comments(payloads.REPO, 12)[-1]["body"]
+    assert "no running Twill task on this issue to cancel" in reply
+
+
+async def test_a_redelivered_trigger_overtaken_by_a_later_one_is_dropped(
+    bridge: Harness,
+) -> None:
+    from datetime import timedelta
+
+    from bridge.models import Redelivery
+
+    # The maintainer's first /twill plan was lost; they asked again, which worked.
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill plan", comment_id=961)
+    )
+    await bridge.drain()
+    lost = payloads.comment_created("/twill plan", comment_id=962)
+    lost["comment"]["created_at"] = (utcnow() - timedelta(hours=2)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    async with bridge.sessions() as session:
+        session.add(
+            Redelivery(
+                guid="lost-guid",
+                hook_delivery_id=1,
+                event="issue_comment",
+                outcome="requested",
+                attempts=1,
+            )
+        )
+        await session.commit()
+    await bridge.deliver("issue_comment", lost, delivery_id="lost-guid")
+    await bridge.drain()
+    assert len(bridge.twill.tasks) == 1 and bridge.twill.messages == []
+    [delivery] = [d for d in await bridge.deliveries() if d.delivery_id == "lost-guid"]
+    assert delivery.outcome == "ignored" and "later trigger" in delivery.reason
