@@ -1,4 +1,5 @@
-"""The `twill-bridge` command: serve, migrate, doctor, redeliver, simulate, dispatches."""
+"""The `twill-bridge` command: serve, migrate, setup-token, doctor, redeliver,
+simulate, dispatches."""
 
 from __future__ import annotations
 
@@ -107,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         "migrate", help="bring the database schema up to date"
     )
     migrate.set_defaults(run=_migrate)
+
+    setup_token = commands.add_parser(
+        "setup-token",
+        help="print the token /setup asks for, while no GitHub App is configured",
+    )
+    setup_token.set_defaults(run=_setup_token)
 
     doctor = commands.add_parser(
         "doctor", help="check settings, database, GitHub App, Twill key and webhook"
@@ -243,6 +250,7 @@ def _with_stored_credentials(settings: Settings) -> Settings:
 
 def _offer_setup(settings: Settings, args: argparse.Namespace) -> None:
     """Write the setup token where the operator can read it, and say where."""
+    from bridge.credentials import SETUP_ROW
     from bridge.db import create_engine, sessionmaker
     from bridge.setup_views import write_token_file
     from bridge.store import bridge_secret
@@ -251,7 +259,7 @@ def _offer_setup(settings: Settings, args: argparse.Namespace) -> None:
         engine = create_engine(settings.database_url)
         try:
             async with sessionmaker(engine)() as session:
-                return await bridge_secret(session, "setup-token")
+                return await bridge_secret(session, SETUP_ROW)
         finally:
             await engine.dispose()
 
@@ -264,6 +272,47 @@ def _offer_setup(settings: Settings, args: argparse.Namespace) -> None:
         setup_url=f"{base}/setup",
         token_file=str(path.resolve()),
     )
+
+
+def _setup_token(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the setup token from the database (every replica's), or say why not.
+
+    The token alone goes to stdout, so `$(twill-bridge setup-token)` works;
+    what to do with it goes to stderr.
+    """
+    from bridge.credentials import SETUP_ROW, registered
+    from bridge.db import create_engine, sessionmaker
+    from bridge.store import bridge_secret
+
+    async def read() -> tuple[str | None, str | None]:
+        engine = create_engine(settings.database_url)
+        try:
+            sessions = sessionmaker(engine)
+            row = await registered(sessions)
+            if row is not None:
+                return f"the App {row.slug or row.app_id} was registered there", None
+            if settings.github_app_id is not None:
+                return "GITHUB_APP_ID is set", None
+            async with sessions() as session:
+                return None, await bridge_secret(session, SETUP_ROW)
+        finally:
+            await engine.dispose()
+
+    closed, token = _database_step(
+        settings, "read the setup token", lambda: asyncio.run(read())
+    )
+    if token is None:
+        print(f"twill-bridge: setup is closed: {closed}", file=sys.stderr)
+        return 1
+    print(token)
+    if settings.public_url is None:
+        print(
+            "twill-bridge: set BRIDGE_PUBLIC_URL first: /setup needs it",
+            file=sys.stderr,
+        )
+    else:
+        print(f"twill-bridge: enter it at {settings.public_url}/setup", file=sys.stderr)
+    return 0
 
 
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:

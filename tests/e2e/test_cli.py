@@ -123,3 +123,88 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("twill-bridge: cannot migrate the database at")
     assert "Traceback" not in result.stderr
+
+
+# `twill-bridge setup-token`: what `docker compose exec` and `kubectl exec` run.
+
+
+async def stored_token(database_url: str) -> str | None:
+    from sqlalchemy import select
+
+    from bridge.credentials import SETUP_ROW
+    from bridge.db import create_engine
+    from bridge.models import BridgeSecret
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.scalar(
+                select(BridgeSecret.value).where(BridgeSecret.name == SETUP_ROW)
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_setup_token_prints_the_databases_token_alone_on_stdout(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = {"DATABASE_URL": database_url, "BRIDGE_PUBLIC_URL": "https://b.example"}
+    workdir = tmp_path / "data"
+    workdir.mkdir()
+    first = run("setup-token", env=env, cwd=workdir)
+    again = run("setup-token", env=env, cwd=workdir)
+
+    assert first.returncode == 0, first.stderr
+    [token] = first.stdout.splitlines()
+    assert len(token) >= 32 and token == await stored_token(database_url)
+    assert again.stdout == first.stdout  # one token, whichever pod is asked
+    assert first.stderr == "twill-bridge: enter it at https://b.example/setup\n"
+    assert list(workdir.iterdir()) == []  # nothing written: a read-only pod works
+
+
+def test_setup_token_without_a_public_url_says_what_setup_needs(
+    tmp_path: Path, database_url: str
+) -> None:
+    result = run("setup-token", env={"DATABASE_URL": database_url}, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "set BRIDGE_PUBLIC_URL first" in result.stderr
+
+
+async def test_setup_token_is_refused_once_an_app_is_configured(
+    tmp_path: Path, database_url: str
+) -> None:
+    from bridge.db import create_engine
+    from bridge.models import GitHubApp, utcnow
+
+    by_hand = run(
+        "setup-token",
+        env={"DATABASE_URL": database_url, "GITHUB_APP_ID": "42"},
+        cwd=tmp_path,
+    )
+    assert by_hand.returncode == 1 and by_hand.stdout == ""
+    assert by_hand.stderr == "twill-bridge: setup is closed: GITHUB_APP_ID is set\n"
+
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            GitHubApp.__table__.insert().values(
+                id=1,
+                app_id=7,
+                slug="twill-bridge-octo",
+                html_url="https://github.com/apps/twill-bridge-octo",
+                storage="database",
+                created_at=utcnow(),
+            )
+        )
+    await engine.dispose()
+    registered = run("setup-token", env={"DATABASE_URL": database_url}, cwd=tmp_path)
+    assert registered.returncode == 1 and registered.stdout == ""
+    assert "the App twill-bridge-octo was registered there" in registered.stderr
+    assert await stored_token(database_url) is None  # and it made none
+
+
+def test_setup_token_where_there_is_no_database_says_so(tmp_path: Path) -> None:
+    result = run("setup-token", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cannot read the setup token: there is no database" in result.stderr
+    assert "Traceback" not in result.stderr

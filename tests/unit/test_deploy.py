@@ -22,8 +22,10 @@ from dotenv import dotenv_values
 
 from bridge.app import create_app
 from bridge.cli import EXIT_USAGE, main
+from bridge.credentials import storage_of
 from bridge.health import READY_TIMEOUT_SECONDS
 from bridge.settings import Settings, load_settings
+from bridge.setup_views import PROOF_FILE
 from tests.unit.test_docs_agree import read_by_code
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +36,16 @@ DEFAULTS = Settings()
 # Names in deploy files that are not the bridge's settings: the image's
 # runtime, and PostgreSQL's own container.
 NOT_SETTINGS = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
+# What an App registered by hand is configured with; on the /setup path the
+# bridge keeps these itself, and any of them set would win over (or close) it.
+APP_SETTINGS = {
+    "GITHUB_APP_ID",
+    "GITHUB_APP_PRIVATE_KEY",
+    "GITHUB_APP_PRIVATE_KEY_PATH",
+    "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_CLIENT_ID",
+    "GITHUB_CLIENT_SECRET",
+}
 
 
 # Reading the files.
@@ -70,8 +82,24 @@ def one(name: str) -> str:
     return value
 
 
-def compose() -> dict[str, Any]:
-    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+def compose(*names: str) -> dict[str, Any]:
+    """docker-compose.yml, with the files in `names` merged on top as Compose does
+    (mappings merge, lists of secrets add up)."""
+    merged: dict[str, Any] = {}
+    for name in ("docker-compose.yml", *names):
+        merged = _merge(merged, yaml.safe_load((DEPLOY / name).read_text()))
+    return merged
+
+
+def _merge(base: Any, extra: Any) -> Any:
+    if isinstance(base, dict) and isinstance(extra, dict):
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = _merge(base[key], value) if key in base else value
+        return out
+    if isinstance(base, list) and isinstance(extra, list):
+        return base + [item for item in extra if item not in base]
+    return extra
 
 
 def k8s() -> dict[str, dict[str, Any]]:
@@ -115,9 +143,31 @@ def subcommand_exists(name: str, capsys: pytest.CaptureFixture[str]) -> bool:
     return False
 
 
-def secret_keys_in_readme() -> set[str]:
-    text = (DEPLOY / "README.md").read_text()
-    return set(re.findall(r"--from-(?:literal|file)=([A-Za-z0-9_.-]+)=", text))
+def secret_commands_in_readme() -> list[set[str]]:
+    """The keys of each `kubectl create secret generic twill-bridge` in the README,
+    in order: the /setup path's, then the by-hand variant's."""
+    text = re.sub(r"\\\n", " ", (DEPLOY / "README.md").read_text())
+    return [
+        set(re.findall(r"--from-(?:literal|file)=([A-Za-z0-9_.-]+)=", line))
+        for line in text.splitlines()
+        if "create secret generic twill-bridge" in line
+    ]
+
+
+def secret_refs() -> list[dict[str, Any]]:
+    return [
+        item["valueFrom"]["secretKeyRef"]
+        for kind in ("Deployment", "Job")
+        for item in container(kind)["env"]
+        if "valueFrom" in item
+    ]
+
+
+def shell_lines(path: Path) -> list[str]:
+    """Every line of the shell blocks in a Markdown file, `\\` continuations joined."""
+    blocks = re.findall(r"```sh\n(.*?)```", path.read_text(), re.S)
+    text = re.sub(r"\\\n\s*", " ", "".join(blocks))
+    return [line.split("  #")[0].strip() for line in text.splitlines() if line.strip()]
 
 
 # Every file.
@@ -125,7 +175,7 @@ def secret_keys_in_readme() -> set[str]:
 
 def test_every_yaml_file_parses() -> None:
     files = [*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")]
-    assert len(files) == 7
+    assert len(files) == 8
     for path in files:
         assert [doc for doc in yaml.safe_load_all(path.read_text()) if doc], path
 
@@ -157,9 +207,9 @@ def test_every_command_the_readme_runs_exists(
 ) -> None:
     text = (DEPLOY / "README.md").read_text()
     # The command itself, not the namespace or the objects that share its name.
-    pattern = r"(?:^|bin/|exec bridge |`)twill-bridge ([a-z]+)"
+    pattern = r"(?:^|bin/|exec bridge |-- |`)twill-bridge ([a-z][a-z-]*)"
     commands = set(re.findall(pattern, text, re.M))
-    assert {"serve", "dispatches"} <= commands
+    assert {"serve", "dispatches", "setup-token", "doctor"} <= commands
     for name in {"migrate", *commands}:
         assert subcommand_exists(name, capsys), name
 
@@ -220,17 +270,26 @@ def test_the_image_copies_what_the_package_needs_and_the_context_allows_it() -> 
 # docker-compose.yml.
 
 
-def compose_environment(tmp_path: Path, app_key: str) -> dict[str, str]:
+def compose_environment(*files: str) -> dict[str, str]:
     """What the bridge's container sees: .env.example, then Compose's own lines."""
-    bridge = compose()["services"]["bridge"]
+    bridge = compose(*files)["services"]["bridge"]
     values = {k: v or "" for k, v in dotenv_values(ROOT / ".env.example").items()}
     for name, value in bridge["environment"].items():
         values[name] = str(value).replace("${POSTGRES_PASSWORD}", "s3cret")
-    key = tmp_path / "github-app.pem"
-    key.write_text(app_key)
-    assert values["GITHUB_APP_PRIVATE_KEY_PATH"] == "/run/secrets/github-app-key"
-    values["GITHUB_APP_PRIVATE_KEY_PATH"] = str(key)
     return values
+
+
+def by_hand_compose_file() -> str:
+    """The override the README's COMPOSE_FILE line adds to docker-compose.yml."""
+    [line] = [
+        line
+        for line in shell_lines(DEPLOY / "README.md")
+        if line.startswith('echo "COMPOSE_FILE=')
+    ]
+    files = re.fullmatch(r'echo "COMPOSE_FILE=([^"]+)" >> \.env', line)[1]  # type: ignore[index]
+    first, override = files.split(":")
+    assert first == "docker-compose.yml" and (DEPLOY / override).is_file()
+    return override
 
 
 def test_compose_runs_the_image_on_postgresql_with_volumes() -> None:
@@ -261,11 +320,16 @@ def test_compose_runs_the_image_on_postgresql_with_volumes() -> None:
     }
 
 
-def test_compose_settings_load_and_point_at_its_postgresql(
-    tmp_path: Path, app_keys: tuple[str, str]
-) -> None:
-    environ = compose_environment(tmp_path, app_keys[0])
-    environ.update(TWILL_API_KEY="k", GITHUB_APP_ID="1", GITHUB_WEBHOOK_SECRET="w")
+def test_compose_starts_for_setup_without_a_key_file_and_keeps_it_in_the_volume() -> (
+    None
+):
+    # Nothing the user must have made first: no Compose secret, no bind mount.
+    bridge = compose()["services"]["bridge"]
+    assert "secrets" not in compose() and "secrets" not in bridge
+    assert all(not volume.startswith((".", "/")) for volume in bridge["volumes"])
+    assert not APP_SETTINGS & set(bridge["environment"])
+    environ = compose_environment()
+    environ.update(TWILL_API_KEY="k", BRIDGE_PUBLIC_URL="https://bridge.example.com")
 
     settings = load_settings(environ, env_file=None)
 
@@ -275,11 +339,39 @@ def test_compose_settings_load_and_point_at_its_postgresql(
     )
     assert settings.host == "0.0.0.0"  # noqa: S104 (a container's, on purpose)
     assert settings.port == 8000
-    assert settings.dry_run is False
-    # The key file is the Compose secret, mounted where the setting says.
-    [secret] = compose()["services"]["bridge"]["secrets"]
-    assert Path("/run/secrets", secret) == Path("/run/secrets/github-app-key")
-    assert compose()["secrets"][secret]["file"] == "./github-app.pem"
+    # No App yet: /setup is open, and what it stores lands in the data volume,
+    # beside the setup token the README's `cat` reads.
+    assert settings.github_app_id is None and settings.github_private_key is None
+    assert storage_of(settings) == "file"
+    data = f"bridge-data:{settings.credentials_file.parent}"
+    assert data in bridge["volumes"] and settings.data_dir == Path("/data")
+    # With BRIDGE_SECRETS_KEY in .env, sealed in PostgreSQL instead.
+    environ["BRIDGE_SECRETS_KEY"] = "x" * 64
+    assert storage_of(load_settings(environ, env_file=None)) == "database"
+
+
+def test_compose_by_hand_mounts_the_key_where_its_setting_points(
+    tmp_path: Path, app_keys: tuple[str, str]
+) -> None:
+    override = by_hand_compose_file()
+    merged = compose(override)
+    environ = compose_environment(override)
+    [secret] = merged["services"]["bridge"]["secrets"]
+    assert environ["GITHUB_APP_PRIVATE_KEY_PATH"] == f"/run/secrets/{secret}"
+    assert merged["secrets"][secret]["file"] == "./github-app.pem"
+    # The rest of the service is docker-compose.yml's.
+    assert merged["services"]["bridge"]["volumes"] == ["bridge-data:/data"]
+    assert environ["DATABASE_URL"].endswith("@postgres:5432/bridge")
+
+    key = tmp_path / "github-app.pem"
+    key.write_text(app_keys[0])
+    environ.update(
+        TWILL_API_KEY="k",
+        GITHUB_APP_ID="1",
+        GITHUB_WEBHOOK_SECRET="w",
+        GITHUB_APP_PRIVATE_KEY_PATH=str(key),
+    )
+    assert load_settings(environ, env_file=None).dry_run is False
 
 
 def test_compose_waits_longer_than_the_shutdown_grace() -> None:
@@ -362,17 +454,27 @@ def test_the_settings_of_the_manifests_are_real_and_load(
     names = {item["name"] for item in env} | set(configmap())
     assert names <= SETTINGS
 
-    key = tmp_path / "github-app.pem"
-    key.write_text(app_keys[0])
-    environ = {**configmap(), **{item["name"]: "x" * 40 for item in env}}
-    environ.update(
-        DATABASE_URL="postgresql://u:p@db:5432/bridge",
-        GITHUB_APP_PRIVATE_KEY_PATH=str(key),
-        GITHUB_CLIENT_ID="",
-        GITHUB_CLIENT_SECRET="",
-    )
+    # The /setup path: the ConfigMap and the Secret's required keys only.
+    required = {
+        item["name"]
+        for item in env
+        if not item["valueFrom"]["secretKeyRef"].get("optional")
+    }
+    environ = {**configmap(), **{name: "x" * 40 for name in required}}
+    environ["DATABASE_URL"] = "postgresql://u:p@db:5432/bridge"
     settings = load_settings(environ, env_file=None)
-    assert settings.dry_run is False and settings.port == port_of_container()
+    assert settings.port == port_of_container()
+    assert settings.github_app_id is None  # /setup is open
+    assert storage_of(settings) == "database"  # and seals what it gets
+
+    # By hand: the optional App keys as `kubectl create secret` makes them
+    # (--from-file keeps the PEM's line breaks).
+    environ.update(
+        GITHUB_APP_ID="123456",
+        GITHUB_APP_PRIVATE_KEY=app_keys[0],
+        GITHUB_WEBHOOK_SECRET="w" * 40,
+    )
+    assert load_settings(environ, env_file=None).dry_run is False
 
 
 def port_of_container() -> int:
@@ -381,39 +483,59 @@ def port_of_container() -> int:
 
 
 def test_secrets_come_from_the_secret_the_readme_creates() -> None:
-    refs = [
-        item["valueFrom"]["secretKeyRef"]
-        for kind in ("Deployment", "Job")
-        for item in container(kind)["env"]
-        if "valueFrom" in item
-    ]
+    refs = secret_refs()
     assert {ref["name"] for ref in refs} == {"twill-bridge"}
     required = {ref["key"] for ref in refs if not ref.get("optional")}
     optional = {ref["key"] for ref in refs if ref.get("optional")}
-    created = secret_keys_in_readme()
-    assert required | {"github-app.pem"} <= created
-    readme = (DEPLOY / "README.md").read_text()
-    assert all(f"`{key}`" in readme for key in optional)
+    for_setup, by_hand = secret_commands_in_readme()
+    # The /setup path's Secret is exactly what the pods cannot start without.
+    assert for_setup == required
     # Replicas must agree on these; a generated one would differ per pod.
     assert {
-        "GITHUB_WEBHOOK_SECRET",
         "BRIDGE_SESSION_SECRET",
+        "BRIDGE_SECRETS_KEY",
         "DATABASE_URL",
     } <= required
+    # No App setting is needed for /setup; by hand they are optional keys.
+    assert not APP_SETTINGS & required
+    assert by_hand - required <= optional
+    assert by_hand >= required | (APP_SETTINGS - {"GITHUB_APP_PRIVATE_KEY_PATH"})
+    readme = (DEPLOY / "README.md").read_text()
+    assert all(f"`{key}`" in readme for key in optional)
 
 
-def test_the_app_key_is_mounted_where_its_setting_points() -> None:
-    [path] = [
-        i["value"]
-        for i in container()["env"]
-        if i["name"] == "GITHUB_APP_PRIVATE_KEY_PATH"
+def test_no_app_setting_is_fixed_in_the_manifests() -> None:
+    # A GITHUB_APP_ID in the ConfigMap would close /setup; a key file mounted
+    # from the Secret would stop every pod whose Secret has none.
+    assert not APP_SETTINGS & set(configmap())
+    named = {item["name"]: item for item in container()["env"]}
+    assert "GITHUB_APP_PRIVATE_KEY_PATH" not in named
+    for name in APP_SETTINGS & set(named):
+        assert named[name]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert not any("secret" in volume for volume in pod()["volumes"])
+    # What replicas share cannot live in /data, each pod's own emptyDir.
+    [data] = [v for v in pod()["volumes"] if v["name"] == "data"]
+    assert data == {"name": "data", "emptyDir": {}}
+
+
+def test_the_readme_gets_the_setup_token_where_the_bridge_keeps_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = shell_lines(DEPLOY / "README.md")
+    namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
+    deployment = k8s()["Deployment"]["metadata"]["name"]
+    ask = [line for line in lines if line.endswith("twill-bridge setup-token")]
+    assert ask == [
+        "docker compose exec bridge twill-bridge setup-token",
+        f"kubectl -n {namespace} exec deployment/{deployment} -- "
+        "twill-bridge setup-token",
     ]
-    [volume] = [v for v in pod()["volumes"] if "secret" in v]
-    [mount] = [m for m in container()["volumeMounts"] if m["name"] == volume["name"]]
-    [item] = volume["secret"]["items"]
-    assert volume["secret"]["secretName"] == "twill-bridge"
-    assert Path(mount["mountPath"], item["path"]) == Path(path)
-    assert item["key"] == "github-app.pem" and mount["readOnly"] is True
+    assert "bridge" in compose()["services"]
+    assert subcommand_exists("setup-token", capsys)
+    # systemd: the file `serve` writes, in the unit's data folder.
+    [read] = [line for line in lines if line.endswith(f"/{PROOF_FILE}")]
+    data_dir = dict(line.split("=", 1) for line in unit()["Environment"])
+    assert read == f"sudo cat {Path(data_dir['BRIDGE_DATA_DIR'], PROOF_FILE)}"
 
 
 def test_a_pod_stops_within_its_grace_period() -> None:
