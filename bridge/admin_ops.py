@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 from bridge.db import create_engine, sessionmaker
 from bridge.models import Dispatch, utcnow
 from bridge.store import add_event
+from bridge.triggers import fits
 
 RETRYABLE = ("failed", "uncertain", "not_sent")
 DISMISSABLE = ("failed", "uncertain")
@@ -39,6 +40,8 @@ async def list_dispatches(
 
 async def requeue(session_factory: object, dispatch_id: int, by: str) -> None:
     """Queue a failed, uncertain or not-sent dispatch again; a person decided so."""
+    if not fits(dispatch_id, 31):
+        raise RetryRefused(f"there is no dispatch {dispatch_id}")
     async with session_factory() as session:  # type: ignore[operator]
         moved = await session.execute(
             update(Dispatch)
@@ -72,6 +75,8 @@ async def requeue(session_factory: object, dispatch_id: int, by: str) -> None:
 
 async def dismiss(session_factory: object, dispatch_id: int, by: str) -> None:
     """Close a failed or uncertain dispatch for good (`dismissed`); a person decided so."""
+    if not fits(dispatch_id, 31):
+        raise DismissRefused(f"there is no dispatch {dispatch_id}")
     async with session_factory() as session:  # type: ignore[operator]
         moved = await session.execute(
             update(Dispatch)

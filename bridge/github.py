@@ -256,12 +256,21 @@ class GitHubClient:
             )
             comments = response.json()
             for comment in comments:
-                if marker in (comment.get("body") or ""):
+                if marker in (comment.get("body") or "") and self._ours(comment):
                     return int(comment["id"])
             if len(comments) < 100:
                 return None
             page += 1
         return None
+
+    def _ours(self, comment: dict[str, Any]) -> bool:
+        """Whether this App wrote `comment`: anyone can paste our hidden marker."""
+        via = comment.get("performed_via_github_app")
+        if isinstance(via, dict) and via.get("id") is not None:
+            return bool(via.get("id") == self._app_id)
+        # Without GitHub's note of the App, at least a bot must have written it.
+        user = comment.get("user")
+        return isinstance(user, dict) and user.get("type") == "Bot"
 
     async def permission(
         self, installation_id: int, repository: str, username: str

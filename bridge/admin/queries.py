@@ -27,6 +27,7 @@ from bridge.models import (
     utcnow,
 )
 from bridge.settings import INTENTS
+from bridge.triggers import fits
 
 STATUSES = (
     "queued",
@@ -250,6 +251,8 @@ class Detail:
 
 async def dispatch_detail(session: AsyncSession, dispatch_id: int) -> Detail | None:
     """The dispatch, its timeline oldest first, and its deliveries; None if missing."""
+    if not fits(dispatch_id, 31):  # beyond the id column: no such row
+        return None
     dispatch = await session.get(Dispatch, dispatch_id)
     if dispatch is None:
         return None

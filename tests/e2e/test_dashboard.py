@@ -436,3 +436,18 @@ async def test_the_detail_shows_what_following_the_task_found(admin: Harness) ->
     follow_up = (await admin.client.get("/admin/dispatches/2")).text
     assert "follow-up message for" in follow_up
     assert 'href="/admin/dispatches/1"' in follow_up
+
+
+async def test_an_id_beyond_any_row_is_a_404_not_a_500(admin: Harness) -> None:
+    huge = 99999999999999999999
+    answer = await admin.client.get(
+        f"/api/dispatches/{huge}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert answer.status_code == 404
+    await sign_in(admin)
+    assert (await admin.client.get(f"/admin/dispatches/{huge}")).status_code == 404
+    page = await admin.client.get("/admin/dispatches")
+    retried = await admin.client.post(
+        f"/admin/dispatches/{huge}/retry", data={"csrf": csrf_of(page.text)}
+    )
+    assert retried.status_code == 303

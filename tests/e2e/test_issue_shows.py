@@ -237,3 +237,26 @@ async def test_the_same_usage_reply_under_a_second_delivery_id_is_a_duplicate(
         "replied",
         "duplicate",
     )
+
+
+async def test_a_pasted_marker_in_someone_elses_comment_is_not_taken_over(
+    bridge: Harness,
+) -> None:
+    from tests.fakes.github import GitHubFault
+
+    planted = bridge.github.plant_comment(
+        payloads.REPO,
+        12,
+        "<!-- twill-github-bridge dispatch=1 --> fake status",
+        "mallory",
+    )
+    # The first post fails, so the worker looks for a comment it may have made.
+    bridge.github.fail(GitHubFault("POST", "/issues/12/comments", 502))
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    await bridge.make_due()
+    await bridge.drain()
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.comment_id != planted
+    assert bridge.github.comments[planted]["body"].endswith("fake status")
+    assert "Twill task created" in bridge.github.comments[dispatch.comment_id]["body"]

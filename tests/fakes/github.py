@@ -108,6 +108,19 @@ class FakeGitHub:
         """Play these faults on matching calls, in order."""
         self.faults.extend(faults)
 
+    def plant_comment(self, repository: str, number: int, body: str, login: str) -> int:
+        """A comment a person wrote on the issue (not through this App)."""
+        cid = next(self._ids)
+        self.comments[cid] = {
+            "id": cid,
+            "repository": repository,
+            "issue": number,
+            "body": body,
+            "edits": 0,
+            "user": {"login": login, "type": "User"},
+        }
+        return cid
+
     def issue_comments(self, repository: str, number: int) -> list[dict[str, Any]]:
         """The comments on one issue, oldest first."""
         return [
@@ -697,7 +710,10 @@ class FakeGitHub:
             "id": comment["id"],
             "body": comment["body"],
             "html_url": f"https://github.com/{comment['repository']}/issues/{comment['issue']}#issuecomment-{comment['id']}",
-            "user": {"login": self.bot_login, "type": "Bot"},
+            "user": comment.get("user") or {"login": self.bot_login, "type": "Bot"},
+            "performed_via_github_app": (
+                None if comment.get("user") else {"id": self.app_id, "slug": "twill"}
+            ),
         }
 
 
