@@ -161,9 +161,7 @@ class FakeTwill:
     # Following tasks (twill-openapi-more.yaml).
 
     async def _gate(self, request: Request) -> Response | dict[str, Any] | None:
-        """Auth, the missing-endpoint switch, limits and the task; an error or the task."""
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return _error(401, "unauthorized", "Invalid or missing API key")
+        """The missing-endpoint switch, auth, limits and the task; an error or the task."""
         if self.missing == 405:
             return Response("Method Not Allowed", status_code=405)
         if self.missing == 404:
@@ -171,6 +169,22 @@ class FakeTwill:
             return Response(
                 "<h1>Not Found</h1>", status_code=404, media_type="text/html"
             )
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        wanted = request.path_params["task"]
+        if wanted in self.deleted:
+            return _error(404, "not_found", "Task not found")
+        for task in self.tasks:
+            if wanted in (task["task"]["id"], task["task"]["slug"]):
+                return task
+        return _error(404, "not_found", "Task not found")
+
+    def _admit(self, request: Request) -> Response | None:
+        """Twill's key check and rate limits, as every endpoint has them; None
+        (and the call recorded) when the call may go on."""
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "unauthorized", "Invalid or missing API key")
         wait = self._limited()
         if wait is not None:
             self.rejected_429 += 1
@@ -181,13 +195,7 @@ class FakeTwill:
                 {"Retry-After": str(max(1, int(wait + 0.999)))},
             )
         self._record(request)
-        wanted = request.path_params["task"]
-        if wanted in self.deleted:
-            return _error(404, "not_found", "Task not found")
-        for task in self.tasks:
-            if wanted in (task["task"]["id"], task["task"]["slug"]):
-                return task
-        return _error(404, "not_found", "Task not found")
+        return None
 
     def _record(self, request: Request) -> None:
         self.calls.append((request.method, request.url.path))
@@ -330,18 +338,9 @@ class FakeTwill:
         )
 
     async def _create(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return _error(401, "unauthorized", "Invalid or missing API key")
-        wait = self._limited()
-        if wait is not None:
-            self.rejected_429 += 1
-            return _error(
-                429,
-                "rate_limited",
-                "Rate limit exceeded. Max 100 requests per minute.",
-                {"Retry-After": str(max(1, int(wait + 0.999)))},
-            )
-        self._record(request)
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
         try:
             body = await request.json()
         except ValueError:
