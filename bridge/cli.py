@@ -53,7 +53,7 @@ class DatabaseUnusable(Exception):
 
 def _database_step(settings: Settings, what: str, work: Any) -> Any:
     """Run `work()`, turning database failures into one clear sentence."""
-    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+    from sqlalchemy.exc import DBAPIError
 
     sqlite_file = _sqlite_path(settings.database_url)
     if (
@@ -69,13 +69,13 @@ def _database_step(settings: Settings, what: str, work: Any) -> Any:
 
     try:
         return work()
-    except (OperationalError, ProgrammingError) as error:
-        text = str(error.orig if isinstance(error, DBAPIError) else error).splitlines()[
-            0
-        ]
+    except DBAPIError as error:
+        # Any driver error, refused TLS and missing root certificates included.
+        text = str(error.orig).splitlines()[0]
         hint = (
             "; run `twill-bridge migrate` first"
-            if "no such table" in text or "does not exist" in text
+            # SQLite's message, or PostgreSQL's undefined_table.
+            if "no such table" in text or getattr(error.orig, "sqlstate", "") == "42P01"
             else ""
         )
         raise DatabaseUnusable(

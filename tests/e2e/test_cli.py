@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from sqlalchemy.engine import make_url
+
 from tests import payloads
 
 
@@ -123,3 +126,59 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("twill-bridge: cannot migrate the database at")
     assert "Traceback" not in result.stderr
+
+
+REFUSED = {
+    "require": "rejected SSL upgrade",
+    # No root certificate in HOME: a driver error from before connecting.
+    "verify-full": "root certificate file",
+}
+
+
+@pytest.mark.parametrize("mode", ["disable", "prefer", "require", "verify-full"])
+def test_a_libpq_url_with_sslmode_connects_or_says_why_in_one_line(
+    postgres_url: str, tmp_path: Path, mode: str
+) -> None:
+    # The form hosted PostgreSQL hands out; the local server has no TLS.
+    url = make_url(postgres_url).set(
+        drivername="postgres", password="pw-never-shown", query={"sslmode": mode}
+    )
+    env = {
+        "DATABASE_URL": url.render_as_string(hide_password=False),
+        "HOME": str(tmp_path),
+    }
+
+    listing = run("dispatches", "list", cwd=tmp_path, env=env)
+    doctor = run("doctor", cwd=tmp_path, env=env)
+
+    for result in (listing, doctor):
+        assert "Traceback" not in result.stderr
+        assert "pw-never-shown" not in result.stdout + result.stderr
+    database = next(
+        line for line in doctor.stdout.splitlines() if line[6:].startswith("database")
+    )
+    if mode in REFUSED:
+        assert listing.returncode == 1
+        assert listing.stderr.count("\n") == 1
+        assert listing.stderr.startswith("twill-bridge: cannot read dispatches at ")
+        assert REFUSED[mode] in listing.stderr
+        assert database.startswith("FAIL") and REFUSED[mode] in database
+    else:
+        assert listing.returncode == 0, listing.stderr
+        assert database.startswith("ok") and f"ssl={mode}" in database
+
+
+def test_libpq_options_asyncpg_lacks_are_refused_with_one_settings_line(
+    tmp_path: Path,
+) -> None:
+    url = "postgres://bob:pw-never-shown@127.0.0.1:1/db?sslmode=require&sslrootcert=/ca"
+
+    result = run("serve", cwd=tmp_path, env={"DATABASE_URL": url})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "twill-bridge: DATABASE_URL option 'sslrootcert' is not one the bridge's "
+        "PostgreSQL driver (asyncpg) understands: set PGSSLROOTCERT in the "
+        "environment instead"
+    ]
+    assert not (tmp_path / "twill-bridge.db").exists()
