@@ -12,7 +12,7 @@ import os
 import re
 import secrets as _secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -206,6 +206,28 @@ class Settings:
     def dry_run(self) -> bool:
         """True when dispatches are composed and stored but never sent."""
         return bool(self.dry_run_reasons)
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, revealed, to redact text with.
+
+        Each `Secret` field (and the webhook secrets), each line of a PEM key's
+        body as well (a peer may quote a part), and the database password.
+        """
+        found = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            for secret in value if isinstance(value, tuple) else (value,):
+                if isinstance(secret, Secret):
+                    found.append(secret.reveal())
+                    found += [
+                        line.strip()
+                        for line in secret.reveal().splitlines()[1:]
+                        if len(line.strip()) >= 16 and not line.startswith("-----")
+                    ]
+        password = make_url(self.database_url).password
+        if password:
+            found.append(str(password))
+        return found
 
 
 def load_settings(

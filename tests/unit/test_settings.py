@@ -275,3 +275,26 @@ def test_libpq_options_asyncpg_lacks_get_one_sentence_without_the_password(
     [line] = caught.value.problems
     assert problem in line
     assert "pw-never-shown" not in line
+
+
+def test_secret_values_name_every_secret_for_redaction(
+    app_keys: tuple[str, str],
+) -> None:
+    settings = load(
+        TWILL_API_KEY="twill-key",
+        GITHUB_APP_PRIVATE_KEY=app_keys[0],
+        GITHUB_WEBHOOK_SECRET="old-hook-secret,new-hook-secret",
+        BRIDGE_ADMIN_PASSWORD="admin-pass",
+        DATABASE_URL="postgres://bob:db-pass@h/db",
+    )
+    values = settings.secret_values()
+    assert {"twill-key", "old-hook-secret", "new-hook-secret", "admin-pass"} <= set(
+        values
+    )
+    assert "db-pass" in values
+    assert app_keys[0].strip() in values
+    # Each line of the key's body too, never its BEGIN and END lines.
+    assert app_keys[0].splitlines()[1] in values
+    assert not any(
+        value.startswith("-----") for value in values[1:] if "\n" not in value
+    )
