@@ -243,19 +243,17 @@ def _with_stored_credentials(settings: Settings) -> Settings:
 
 def _offer_setup(settings: Settings, args: argparse.Namespace) -> None:
     """Write the setup token where the operator can read it, and say where."""
+    from bridge.credentials import offer_setup_token
     from bridge.db import create_engine, sessionmaker
-    from bridge.setup_views import write_token_file
-    from bridge.store import bridge_secret
 
-    async def token() -> str:
+    async def offer() -> Path:
         engine = create_engine(settings.database_url)
         try:
-            async with sessionmaker(engine)() as session:
-                return await bridge_secret(session, "setup-token")
+            return await offer_setup_token(sessionmaker(engine), settings.data_dir)
         finally:
             await engine.dispose()
 
-    path = write_token_file(settings.data_dir, asyncio.run(token()))
+    path = asyncio.run(offer())
     base = settings.public_url or (
         f"http://{args.host or settings.host}:{args.port or settings.port}"
     )

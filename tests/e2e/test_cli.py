@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,46 @@ def test_libpq_options_asyncpg_lacks_are_refused_with_one_settings_line(
         "environment instead"
     ]
     assert not (tmp_path / "twill-bridge.db").exists()
+
+
+def test_migrate_makes_the_sqlite_file_owner_only(tmp_path: Path) -> None:
+    umask = os.umask(0o022)  # the usual one, which makes files 0644
+    try:
+        result = run("migrate", cwd=tmp_path)
+    finally:
+        os.umask(umask)
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "twill-bridge.db").stat().st_mode) == 0o600
+    assert "owner-only" not in result.stderr  # nothing to tighten in a new file
+
+
+def test_a_database_others_can_read_is_made_owner_only_and_said(
+    tmp_path: Path,
+) -> None:
+    assert run("migrate", cwd=tmp_path).returncode == 0
+    database = tmp_path / "twill-bridge.db"
+    database.chmod(0o644)
+    wal = tmp_path / "twill-bridge.db-wal"  # as a crash leaves it
+    wal.write_bytes(b"")
+    wal.chmod(0o640)
+
+    result = run("dispatches", "list", cwd=tmp_path, env={"BRIDGE_LOG_FORMAT": "json"})
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    # SQLite removes the -wal file when the last connection closes.
+    assert not wal.exists() or stat.S_IMODE(wal.stat().st_mode) == 0o600
+    said = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {(line["msg"], line["path"], line["mode_was"]) for line in said} == {
+        (
+            "database file was readable by others; made it owner-only",
+            "twill-bridge.db",
+            "0644",
+        ),
+        (
+            "database file was readable by others; made it owner-only",
+            "twill-bridge.db-wal",
+            "0640",
+        ),
+    }
