@@ -54,7 +54,7 @@ class DatabaseUnusable(Exception):
 
 def _database_step(settings: Settings, what: str, work: Any) -> Any:
     """Run `work()`, turning database failures into one clear sentence."""
-    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+    from sqlalchemy.exc import DBAPIError
 
     sqlite_file = _sqlite_path(settings.database_url)
     if (
@@ -70,13 +70,13 @@ def _database_step(settings: Settings, what: str, work: Any) -> Any:
 
     try:
         return work()
-    except (OperationalError, ProgrammingError) as error:
-        text = str(error.orig if isinstance(error, DBAPIError) else error).splitlines()[
-            0
-        ]
+    except DBAPIError as error:
+        # Any driver error, refused TLS and missing root certificates included.
+        text = str(error.orig).splitlines()[0]
         hint = (
             "; run `twill-bridge migrate` first"
-            if "no such table" in text or "does not exist" in text
+            # SQLite's message, or PostgreSQL's undefined_table.
+            if "no such table" in text or getattr(error.orig, "sqlstate", "") == "42P01"
             else ""
         )
         raise DatabaseUnusable(
@@ -250,20 +250,17 @@ def _with_stored_credentials(settings: Settings) -> Settings:
 
 def _offer_setup(settings: Settings, args: argparse.Namespace) -> None:
     """Write the setup token where the operator can read it, and say where."""
-    from bridge.credentials import SETUP_ROW
+    from bridge.credentials import offer_setup_token
     from bridge.db import create_engine, sessionmaker
-    from bridge.setup_views import write_token_file
-    from bridge.store import bridge_secret
 
-    async def token() -> str:
+    async def offer() -> Path:
         engine = create_engine(settings.database_url)
         try:
-            async with sessionmaker(engine)() as session:
-                return await bridge_secret(session, SETUP_ROW)
+            return await offer_setup_token(sessionmaker(engine), settings.data_dir)
         finally:
             await engine.dispose()
 
-    path = write_token_file(settings.data_dir, asyncio.run(token()))
+    path = asyncio.run(offer())
     base = settings.public_url or (
         f"http://{args.host or settings.host}:{args.port or settings.port}"
     )
@@ -275,14 +272,15 @@ def _offer_setup(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _setup_token(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the setup token from the database (every replica's), or say why not.
+    """Print a new setup token that every replica accepts, or say why not.
 
-    The token alone goes to stdout, so `$(twill-bridge setup-token)` works;
-    what to do with it goes to stderr.
+    The database keeps only tokens' digests, so each call makes a new token
+    (earlier ones stay valid until the App is configured). The token alone goes
+    to stdout, so `$(twill-bridge setup-token)` works; what to do with it goes
+    to stderr.
     """
-    from bridge.credentials import SETUP_ROW, registered
+    from bridge.credentials import issue_setup_token, registered
     from bridge.db import create_engine, sessionmaker
-    from bridge.store import bridge_secret
 
     async def read() -> tuple[str | None, str | None]:
         engine = create_engine(settings.database_url)
@@ -293,8 +291,7 @@ def _setup_token(settings: Settings, args: argparse.Namespace) -> int:
                 return f"the App {row.slug or row.app_id} was registered there", None
             if settings.github_app_id is not None:
                 return "GITHUB_APP_ID is set", None
-            async with sessions() as session:
-                return None, await bridge_secret(session, SETUP_ROW)
+            return None, await issue_setup_token(sessions)
         finally:
             await engine.dispose()
 

@@ -8,14 +8,24 @@ file, BRIDGE_CREDENTIALS_FILE, that `load_settings` reads beneath the
 environment and `.env`. Either way the row records that the App exists, which
 closes /setup on every replica. Settings from the environment win over stored
 ones, group by group (the App's id and key, the webhook secret, the OAuth client).
+
+Until then, /setup asks for the setup token. The raw token is only in the
+owner-only file BRIDGE_DATA_DIR/setup-token; the database keeps its SHA-256
+(the token is 256 random bits, so a fast hash is enough), one row per token
+file, so that any replica accepts a token any replica wrote, and a copy or a
+backup of the database gives nobody a way into /setup.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
+import secrets
+import stat
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,8 +39,12 @@ from bridge.settings import Secret, Settings, SettingsError, load_settings
 from bridge.store import insert_ignoring_conflict
 
 ROW_ID = 1
-# The bridge_secrets row holding the /setup token (bridge/setup_views.py).
+# bridge_secrets rows named SETUP_ROW + the first 32 hex digits of a setup
+# token's SHA-256 hold the whole digest. Versions before kept the raw token in
+# the row named SETUP_ROW itself; it is deleted wherever it is seen.
 SETUP_ROW = "setup-token"
+# The file in BRIDGE_DATA_DIR the operator reads the setup token from.
+SETUP_FILE = "setup-token"
 
 
 class CredentialsError(Exception):
@@ -166,14 +180,18 @@ def env_lines(credentials: AppCredentials) -> str:
 def write_file(path: Path, credentials: AppCredentials) -> None:
     """Write the env file, readable by its owner only, replacing it in one step."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(env_lines(credentials))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    # mkstemp: a name of its own (no two writers share it), created 0600.
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    temporary = Path(name)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(env_lines(credentials))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def writable_problem(settings: Settings) -> str | None:
@@ -228,20 +246,21 @@ async def save(
 ) -> str:
     """Keep the credentials where the settings say; the storage used.
 
-    Raises AlreadyConfigured when another setup's row is there already (the
-    row is written once), and OSError when the file cannot be written.
+    The row is claimed first and the file written only by the setup whose
+    insert won, inside that transaction: two setups finishing at once leave
+    the winner's App in the row, the file and the running process, and a
+    file that cannot be written leaves no row behind. Raises AlreadyConfigured
+    when another setup's row is there (the row is written once), and OSError
+    when the file cannot be written.
     """
     storage = storage_of(settings)
-    async with sessions() as session:
-        if await session.get(GitHubApp, ROW_ID) is not None:
-            raise AlreadyConfigured
     sealed = None
     if storage == "database":
         assert settings.secrets_key is not None
         sealed = seal(credentials, settings.secrets_key)
-    else:
-        write_file(settings.credentials_file, credentials)
     async with sessions() as session:
+        # On PostgreSQL a second insert waits here for the first to commit or
+        # roll back; on SQLite the first holds the write lock until then.
         inserted = await insert_ignoring_conflict(
             session,
             GitHubApp,
@@ -258,14 +277,141 @@ async def save(
                 "created_at": utcnow(),
             },
         )
-        # The setup token has done its work.
+        if inserted is None:
+            await session.rollback()
+            raise AlreadyConfigured
+        if storage == "file":
+            # Raises OSError; leaving the block unfinished rolls the row back.
+            write_file(settings.credentials_file, credentials)
+        # The setup tokens have done their work.
+        await session.execute(_setup_rows_delete())
+        await session.commit()
+    return storage
+
+
+# The setup token.
+
+
+def _setup_rows_delete() -> Any:
+    return BridgeSecret.__table__.delete().where(
+        BridgeSecret.name.startswith(SETUP_ROW, autoescape=True)
+    )
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def setup_row_name(token: str) -> str:
+    """The bridge_secrets row that stands for `token`."""
+    return f"{SETUP_ROW}:{_digest(token)[:32]}"
+
+
+def read_token_file(data_dir: Path) -> str | None:
+    """The token in `<data dir>/setup-token`, if it is there and owner-only."""
+    path = data_dir / SETUP_FILE
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            return None  # others could have read it: never trust it
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return token if len(token) >= 32 else None
+
+
+def write_token_file(data_dir: Path, token: str) -> Path:
+    """Keep `token` in `<data dir>/setup-token`, owner-only, replaced in one step."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SETUP_FILE
+    descriptor, name = tempfile.mkstemp(dir=data_dir, prefix=f".{SETUP_FILE}.")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(token + "\n")
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+async def offer_setup_token(
+    sessions: async_sessionmaker[AsyncSession], data_dir: Path
+) -> Path:
+    """Make sure `<data dir>/setup-token` holds a token every replica accepts.
+
+    The token already there is kept (replicas sharing a data dir share it);
+    otherwise a new one is made. Only its digest goes to the database.
+    Returns the file's path.
+    """
+    token = read_token_file(data_dir)
+    if token is None:
+        token = secrets.token_hex(32)
+        write_token_file(data_dir, token)
+    async with sessions() as session:
         await session.execute(
             BridgeSecret.__table__.delete().where(BridgeSecret.name == SETUP_ROW)
         )
+        await insert_ignoring_conflict(
+            session,
+            BridgeSecret,
+            "name",
+            {
+                "name": setup_row_name(token),
+                "value": _digest(token),
+                "created_at": utcnow(),
+            },
+        )
         await session.commit()
-    if inserted is None:
-        raise AlreadyConfigured
-    return storage
+    return data_dir / SETUP_FILE
+
+
+async def issue_setup_token(sessions: async_sessionmaker[AsyncSession]) -> str:
+    """A new setup token that every replica accepts, for `twill-bridge setup-token`.
+
+    Only its digest is kept, so the token cannot be read back: each call makes
+    another, and all of them stop working once the App is configured.
+    """
+    token = secrets.token_hex(32)
+    async with sessions() as session:
+        await insert_ignoring_conflict(
+            session,
+            BridgeSecret,
+            "name",
+            {
+                "name": setup_row_name(token),
+                "value": _digest(token),
+                "created_at": utcnow(),
+            },
+        )
+        await session.commit()
+    return token
+
+
+async def setup_token_row(
+    sessions: async_sessionmaker[AsyncSession], token: str
+) -> str | None:
+    """The row name standing for `token` when /setup accepts it, else None."""
+    name = setup_row_name(token)
+    async with sessions() as session:
+        stored = await session.scalar(
+            select(BridgeSecret.value).where(BridgeSecret.name == name)
+        )
+    if stored is None or not hmac.compare_digest(stored, _digest(token)):
+        return None
+    return name
+
+
+async def setup_row_exists(
+    sessions: async_sessionmaker[AsyncSession], name: str
+) -> bool:
+    """True while the token behind row `name` is still accepted."""
+    if not name.startswith(f"{SETUP_ROW}:"):
+        return False
+    async with sessions() as session:
+        found = await session.scalar(
+            select(BridgeSecret.name).where(BridgeSecret.name == name)
+        )
+    return found is not None
 
 
 async def registered(sessions: async_sessionmaker[AsyncSession]) -> GitHubApp | None:

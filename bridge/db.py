@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bridge import log
+
+# The SQLite file and the files SQLite keeps beside it. SQLite makes the
+# journal, -wal and -shm files with the main file's mode (sqlite.org, "Temporary
+# Files Used By SQLite"; the unix VFS copies the database file's permissions).
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
 
 def create_engine(
     url: str, sqlite_synchronous: str = "full", **options: Any
@@ -23,7 +32,7 @@ def create_engine(
     `sqlite_synchronous` is SQLite's PRAGMA synchronous, "full" or "normal".
     """
     if url.startswith("sqlite"):
-        _ensure_sqlite_folder(url)
+        _ensure_sqlite_file(url)
         # One connection: SQLite has one writer at a time anyway, and waiting in
         # the pool's queue is fair and prompt, where waiting on SQLite's busy
         # handler sleeps in growing steps and gives long tail latencies.
@@ -41,10 +50,50 @@ def create_engine(
     return create_async_engine(url, **options)
 
 
-def _ensure_sqlite_folder(url: str) -> None:
+def _ensure_sqlite_file(url: str) -> None:
+    """Create the SQLite file owner-only, or make an existing one so.
+
+    The file holds the dispatches, the signing key of served files and the
+    setup token's hash: whoever reads it reads them. SQLite would create it
+    with the umask's mode (often 0644).
+    """
     path = url.split(":///", 1)[-1].split("?", 1)[0]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    database = Path(path)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # An empty file is an empty SQLite database.
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for companion in SQLITE_COMPANIONS:
+        _owner_only(Path(f"{database}{companion}"))
+
+
+def _owner_only(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not mode & 0o077:
+        return
+    try:
+        path.chmod(mode & 0o700)
+    except OSError as error:
+        # Another user's file: say so, and carry on as before.
+        log.warning(
+            "database file is readable by others and cannot be made owner-only",
+            path=str(path),
+            mode=f"{mode:04o}",
+            error=error.strerror,
+        )
+        return
+    log.warning(
+        "database file was readable by others; made it owner-only",
+        path=str(path),
+        mode_was=f"{mode:04o}",
+    )
 
 
 def _sqlite_pragmas(synchronous: str, connection: Any, _record: Any) -> None:
@@ -112,7 +161,7 @@ def migrate(url: str, revision: str = "head") -> None:
     from alembic import command
 
     if url.startswith("sqlite"):
-        _ensure_sqlite_folder(url)
+        _ensure_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 

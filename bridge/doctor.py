@@ -1,15 +1,20 @@
 """`twill-bridge doctor`: one pass-or-fail line per thing the bridge depends on.
 
-Each check is a small function returning `Check`s; none prints, and none
-shows a secret (reasons are built from names, ids, URLs and status codes).
+Each check is a small function returning `Check`s; none prints. Reasons are
+built from names, ids, URLs and status codes, but a peer's error message may
+echo what it was sent (Twill's has held the Authorization header), so every
+line is redacted of every secret the settings hold before it is returned. A
+peer that answers 2xx with something else than its documented JSON (a login
+page from a proxy, a field of another type) fails its check with a short
+reason; it never stops the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import text
@@ -21,12 +26,17 @@ from bridge.db import create_engine, head_revision, sessionmaker
 from bridge.github import GitHubClient, GitHubError, GitHubUnauthorized
 from bridge.manifest import REQUIRED_EVENTS, REQUIRED_PERMISSIONS
 from bridge.models import utcnow
+from bridge.redact import redact
 from bridge.redeliver import HookDelivery
 from bridge.settings import Settings
 from bridge.twill import TwillClient, TwillError, TwillUnauthorized
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 LEVELS = {"read": 1, "write": 2, "admin": 3}
+# The longest reason shown; a peer's message can be a whole page.
+REASON_CHARS = 300
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,22 @@ class Check:
     def line(self) -> str:
         """`ok    name         reason`."""
         return f"{self.status:<4}  {self.name:<16} {self.reason}"
+
+
+class Unexpected(Exception):
+    """A peer answered 2xx with something its API description does not allow."""
+
+
+async def _answer(call: Awaitable[T], route: str) -> T:
+    """What `call` returns; Unexpected when the answer is not the JSON it reads."""
+    try:
+        return await call
+    except (ValueError, TypeError) as error:
+        # Not JSON at all (an HTML page), or JSON of another shape than the
+        # client turns into a dict or a list.
+        raise Unexpected(
+            f"{route} answered with something other than its JSON"
+        ) from error
 
 
 @dataclass
@@ -78,7 +104,17 @@ async def run_checks(
     finally:
         if engine is not None:
             await engine.dispose()
-    return checks
+    # Stored credentials joined the settings on the way; hide those too.
+    secrets = settings.secret_values() + context.settings.secret_values()
+    return [_clean(check, secrets) for check in checks]
+
+
+def _clean(check: Check, secrets: Sequence[str]) -> Check:
+    """`check` on one line, with no secret and no credential-shaped string."""
+    reason = " ".join(redact(check.reason, secrets).split())
+    if len(reason) > REASON_CHARS:
+        reason = reason[: REASON_CHARS - 1] + "…"
+    return replace(check, reason=reason)
 
 
 def failed(checks: Sequence[Check]) -> bool:
@@ -146,8 +182,11 @@ async def _credentials(context: _Context) -> list[Check]:
     if context.database_ok:
         try:
             stored = await load(context.sessions, settings)
-        except (CredentialsError, SQLAlchemyError) as error:
-            return [Check(FAIL, "github app keys", str(error)[:300])]
+        except CredentialsError as error:
+            return [Check(FAIL, "github app keys", str(error))]
+        except SQLAlchemyError as error:
+            # The first line only: SQLAlchemy appends the statement.
+            return [Check(FAIL, "github app keys", str(error).splitlines()[0])]
     if stored is not None:
         context.settings = settings = with_credentials(settings, stored)
     if settings.github_app_id is None or settings.github_private_key is None:
@@ -186,7 +225,9 @@ async def _github(context: _Context) -> list[Check]:
     github = _github_client(context)
     try:
         try:
-            app = await github.app()
+            app = await _answer(github.app(), "GET /app")
+        except Unexpected as odd:
+            return [Check(FAIL, "github app", str(odd))]
         except GitHubUnauthorized:
             return [
                 Check(
@@ -198,6 +239,8 @@ async def _github(context: _Context) -> list[Check]:
             ]
         except GitHubError as error:
             return [Check(FAIL, "github app", f"{settings.github_api_url}: {error}")]
+        if (odd := _odd_app(app)) is not None:
+            return [Check(FAIL, "github app", f"GET /app answered oddly: {odd}")]
         context.app = app
         owner = (app.get("owner") or {}).get("login", "?")
         checks = [
@@ -212,6 +255,38 @@ async def _github(context: _Context) -> list[Check]:
         return checks
     finally:
         await github.aclose()
+
+
+# The fields of `GET /app` the checks read, and the JSON type each must have
+# (docs.github.com, "Get the authenticated app"; `owner` may be null).
+APP_FIELDS: dict[str, tuple[type, ...]] = {
+    "id": (int,),
+    "slug": (str,),
+    "owner": (dict, type(None)),
+    "html_url": (str,),
+    "permissions": (dict,),
+    "events": (list,),
+}
+
+
+def _odd_app(app: dict[str, Any]) -> str | None:
+    """What in the App's description is not as GitHub documents it, or None."""
+    for name, kinds in APP_FIELDS.items():
+        if not isinstance(app.get(name), kinds):
+            return f"`{name}` is {_json_kind(app.get(name))}"
+    if not isinstance((app["owner"] or {}).get("login", ""), str):
+        return "`owner.login` is not a string"
+    if not all(isinstance(event, str) for event in app["events"]):
+        return "`events` holds something other than names"
+    return None
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "missing"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    names.update({list: "a list", dict: "an object"})
+    return names.get(type(value), "of another type")
 
 
 def _permissions(app: dict[str, Any]) -> Check:
@@ -239,9 +314,19 @@ def _permissions(app: dict[str, Any]) -> Check:
 
 async def _installations(github: GitHubClient, app: dict[str, Any]) -> Check:
     try:
-        found = await github.installations()
-    except GitHubError as error:
+        found = await _answer(github.installations(), "GET /app/installations")
+    except (GitHubError, Unexpected) as error:
         return Check(FAIL, "installations", str(error))
+    # The client pages through a list; an object's keys would come out as strings.
+    if not all(
+        isinstance(i, dict) and isinstance(i.get("account") or {}, dict) for i in found
+    ):
+        return Check(
+            FAIL,
+            "installations",
+            "GET /app/installations answered something other than a list of "
+            "installations",
+        )
     if not found:
         install = (
             f"{app.get('html_url')}/installations/new" if app.get("html_url") else ""
@@ -297,6 +382,8 @@ async def _twill(context: _Context) -> list[Check]:
     finally:
         await client.aclose()
     workspace = me.get("workspaceName") or me.get("workspaceSlug") or "?"
+    if not isinstance(workspace, str):
+        workspace = "?"
     return [Check(OK, "twill", f"the key works (workspace {workspace})")]
 
 
@@ -354,10 +441,14 @@ async def _reachable(context: _Context, public_url: str) -> Check:
 
 async def _hook_points_here(github: GitHubClient, expected: str | None) -> Check:
     try:
-        config = await github.hook_config()
+        config = await _answer(github.hook_config(), "GET /app/hook/config")
     except GitHubError as error:
         return Check(WARN, "webhook url", f"cannot read the App's webhook: {error}")
-    url = str(config.get("url") or "")
+    except Unexpected as odd:
+        return Check(FAIL, "webhook url", str(odd))
+    url = config.get("url") or ""
+    if not isinstance(url, str):
+        return Check(FAIL, "webhook url", "GET /app/hook/config: `url` is not a string")
     if not url:
         return Check(FAIL, "webhook url", "the App has no webhook URL")
     if expected is not None and url.rstrip("/") != expected:
@@ -369,9 +460,19 @@ async def _hook_points_here(github: GitHubClient, expected: str | None) -> Check
 
 async def _recent_deliveries(github: GitHubClient) -> Check:
     try:
-        items, _ = await github.hook_deliveries()
+        items, _ = await _answer(github.hook_deliveries(), "GET /app/hook/deliveries")
     except GitHubError as error:
         return Check(WARN, "deliveries", f"cannot read the App's deliveries: {error}")
+    except Unexpected as odd:
+        return Check(FAIL, "deliveries", str(odd))
+    # The client lists what it got; an object's keys would come out as strings.
+    if not all(isinstance(item, dict) for item in items):
+        return Check(
+            FAIL,
+            "deliveries",
+            "GET /app/hook/deliveries answered something other than a list of "
+            "deliveries",
+        )
     since = utcnow() - timedelta(hours=24)
     attempts = [
         a for a in map(HookDelivery.parse, items) if a and a.delivered_at >= since

@@ -12,7 +12,7 @@ import os
 import re
 import secrets as _secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,6 +30,22 @@ DEFAULT_LABELS: dict[str, str] = {
 }
 
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
+
+# libpq's sslmode values, which asyncpg's `ssl` option takes as they are.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# The query options of a PostgreSQL URL that reach asyncpg.connect() (through
+# SQLAlchemy's asyncpg dialect) as strings and work there.
+ASYNCPG_OPTIONS = frozenset(
+    {"ssl", "target_session_attrs", "prepared_statement_cache_size", "passfile"}
+)
+# What to do instead of a libpq option asyncpg refuses; asyncpg reads these
+# variables of libpq's from the environment itself.
+LIBPQ_HINTS = {
+    "sslrootcert": "set PGSSLROOTCERT in the environment instead",
+    "sslcert": "set PGSSLCERT in the environment instead",
+    "sslkey": "set PGSSLKEY in the environment instead",
+    "sslcrl": "set PGSSLCRL in the environment instead",
+}
 # Twill's agent ids: provider/model, e.g. claude-code/sonnet, open-code/openai/gpt-5.4.
 AGENT_PATTERN = re.compile(r"^(?=.{3,200}$)[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._:-]+)+$")
 
@@ -190,6 +206,28 @@ class Settings:
     def dry_run(self) -> bool:
         """True when dispatches are composed and stored but never sent."""
         return bool(self.dry_run_reasons)
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, revealed, to redact text with.
+
+        Each `Secret` field (and the webhook secrets), each line of a PEM key's
+        body as well (a peer may quote a part), and the database password.
+        """
+        found = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            for secret in value if isinstance(value, tuple) else (value,):
+                if isinstance(secret, Secret):
+                    found.append(secret.reveal())
+                    found += [
+                        line.strip()
+                        for line in secret.reveal().splitlines()[1:]
+                        if len(line.strip()) >= 16 and not line.startswith("-----")
+                    ]
+        password = make_url(self.database_url).password
+        if password:
+            found.append(str(password))
+        return found
 
 
 def load_settings(
@@ -415,12 +453,54 @@ class _Reader:
             )
             return fallback
         try:
-            make_url(value).port  # noqa: B018 (a bad port fails here, not at connect)
+            parsed = make_url(value)
+            parsed.port  # noqa: B018 (a bad port fails here, not at connect)
         except (ValueError, ArgumentError):
             # Not echoed: the URL may hold a password.
             self.problems.append("DATABASE_URL is not a valid URL (check its port)")
             return fallback
-        return value
+        if parsed.drivername != "postgresql+asyncpg" or not parsed.query:
+            return value
+        query = self.asyncpg_query(dict(parsed.query))
+        if query is None:
+            return fallback
+        return parsed.set(query=query).render_as_string(hide_password=False)
+
+    def asyncpg_query(
+        self, query: dict[str, str | tuple[str, ...]]
+    ) -> dict[str, str] | None:
+        """A PostgreSQL URL's options as asyncpg takes them, or None (a problem noted).
+
+        Hosted PostgreSQL hands out libpq's URLs (`?sslmode=require`); asyncpg
+        takes the same six modes as `ssl` and refuses libpq's other options.
+        """
+        options: dict[str, str] = {}
+        for name, raw in query.items():
+            if not isinstance(raw, str):
+                self.problems.append(f"DATABASE_URL gives the option {name!r} twice")
+                return None
+            options[name] = raw
+        if "sslmode" in options:
+            mode = options.pop("sslmode")
+            if options.setdefault("ssl", mode) != mode:
+                self.problems.append(
+                    "DATABASE_URL sets both sslmode and ssl, to different modes"
+                )
+                return None
+        for name, value in options.items():
+            if name not in ASYNCPG_OPTIONS:
+                hint = LIBPQ_HINTS.get(name, "remove it from the URL")
+                self.problems.append(
+                    f"DATABASE_URL option {name[:40]!r} is not one the bridge's "
+                    f"PostgreSQL driver (asyncpg) understands: {hint}"
+                )
+                return None
+            if name == "ssl" and value not in SSL_MODES:
+                self.problems.append(
+                    f"DATABASE_URL sslmode (or ssl) must be one of {', '.join(SSL_MODES)}"
+                )
+                return None
+        return options
 
     def settings(self) -> Settings:
         data_dir = Path(self.text("BRIDGE_DATA_DIR") or ".")

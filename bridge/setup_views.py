@@ -2,10 +2,11 @@
 
 Until an App is configured, whoever reaches /setup could bind the bridge to
 an App of their own; so the visitor first proves to be the operator with the
-setup token (random, kept in the database so every replica knows it, written
-to BRIDGE_DATA_DIR/setup-token at start-up; the log says where, never what).
-That earns a signed cookie, scoped to /setup, for an hour (GitHub's code
-lasts as long). The manifest form carries a fresh `state` that the cookie
+setup token (random, written to BRIDGE_DATA_DIR/setup-token at start-up, the
+log says where, never what; the database holds only its digest, which every
+replica checks against: bridge/credentials.py). That earns a signed cookie,
+scoped to /setup, for an hour (GitHub's code lasts as long), naming the
+token's row: it proves nothing once the row is gone. The manifest form carries a fresh `state` that the cookie
 remembers; GitHub's redirect back must bring the same one, so a code from
 someone else's flow is refused. Once an App is configured (a `github_app`
 row, or GITHUB_APP_ID in the settings) every page here answers 410.
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import secrets
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,12 +27,14 @@ from starlette.responses import HTMLResponse, Response
 from bridge import log
 from bridge.admin.web import admin_of, read_form, redirect, render
 from bridge.credentials import (
-    SETUP_ROW,
+    SETUP_FILE,
     AlreadyConfigured,
     AppCredentials,
     CredentialsError,
     registered,
     save,
+    setup_row_exists,
+    setup_token_row,
     storage_of,
     writable_problem,
 )
@@ -51,30 +52,10 @@ from bridge.manifest import (
     new_app_url,
 )
 from bridge.settings import Settings
-from bridge.store import bridge_secret
 
 COOKIE = "twill_bridge_setup"
 # GitHub's manifest code lasts an hour; so does the proof of the token.
 COOKIE_SECONDS = 3600
-# The file in BRIDGE_DATA_DIR the operator reads the setup token from.
-PROOF_FILE = "setup-token"
-
-
-async def setup_token(request: Request) -> str:
-    """The setup token, made once and shared by every replica."""
-    async with request.app.state.sessions() as session:
-        return await bridge_secret(session, SETUP_ROW)
-
-
-def write_token_file(data_dir: Path, token: str) -> Path:
-    """Keep the token in `<data dir>/setup-token`, readable by its owner only."""
-    path = data_dir / PROOF_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(token + "\n")
-    return path
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
@@ -83,13 +64,8 @@ def _serializer(request: Request) -> URLSafeTimedSerializer:
     )
 
 
-def _fingerprint(request: Request, token: str) -> str:
-    key = admin_of(request).sessions.secret.encode()
-    return hmac.new(key, token.encode(), "sha256").hexdigest()[:24]
-
-
 async def _proof(request: Request) -> dict[str, Any] | None:
-    """The setup cookie's contents, when it proves the current token."""
+    """The setup cookie's contents, while the token it proved is still accepted."""
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
@@ -97,10 +73,11 @@ async def _proof(request: Request) -> dict[str, Any] | None:
         data = _serializer(request).loads(raw, max_age=COOKIE_SECONDS)
     except BadSignature:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("fp"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("row"), str):
         return None
-    expected = _fingerprint(request, await setup_token(request))
-    return data if hmac.compare_digest(data["fp"], expected) else None
+    if not await setup_row_exists(request.app.state.sessions, data["row"]):
+        return None
+    return data
 
 
 def _remember(request: Request, response: Response, data: dict[str, Any]) -> None:
@@ -184,8 +161,8 @@ async def setup_token_form(request: Request) -> Response:
         return closed
     form = await read_form(request)
     sent = form.get("token", "").strip()
-    token = await setup_token(request)
-    if not sent or not hmac.compare_digest(sent.encode(), token.encode()):
+    row = await setup_token_row(request.app.state.sessions, sent) if sent else None
+    if row is None:
         log.warning("setup token refused")
         return _page(
             request,
@@ -195,7 +172,7 @@ async def setup_token_form(request: Request) -> Response:
             data_dir=str(request.app.state.settings.data_dir),
         )
     response = redirect("/setup")
-    _remember(request, response, {"fp": _fingerprint(request, token)})
+    _remember(request, response, {"row": row})
     return response
 
 
@@ -232,6 +209,9 @@ async def callback(request: Request) -> Response:
     if (closed := await _closed(request)) is not None:
         return closed
     proof = await _proof(request)
+    if proof is None and (closed := await _closed(request)) is not None:
+        # Another setup finished since the check above and took the token's row.
+        return closed
     expected = proof.get("state") if proof else None
     state, code = request.query_params.get("state"), request.query_params.get("code")
     if (
@@ -314,7 +294,7 @@ async def _keep(
         storage=storage,
     )
     updated = await request.app.state.apply_credentials(credentials)
-    (settings.data_dir / PROOF_FILE).unlink(missing_ok=True)
+    (settings.data_dir / SETUP_FILE).unlink(missing_ok=True)
     notes = []
     if (
         updated.webhook_secrets

@@ -185,6 +185,7 @@ class TwillClient:
     async def whoami(self) -> dict[str, Any]:
         """`GET /auth/me`: the workspace the key belongs to; a cheap authenticated call.
 
+        Raises TwillUnreadable when a 200 carries something else than an object.
         Contract: `bridge/contracts/twill-openapi-more.yaml` (getMe).
         """
         try:
@@ -198,8 +199,10 @@ class TwillClient:
         try:
             body = response.json()
         except ValueError as error:
-            raise TwillUnavailable("Twill's answer was not JSON", 200) from error
-        return body if isinstance(body, dict) else {}
+            raise TwillUnreadable("Twill's answer was not JSON", 200) from error
+        if not isinstance(body, dict):
+            raise TwillUnreadable("Twill's answer was not a JSON object", 200)
+        return body
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await timed(

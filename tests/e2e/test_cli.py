@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
 
 from tests import payloads
 
@@ -128,7 +132,8 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
 # `twill-bridge setup-token`: what `docker compose exec` and `kubectl exec` run.
 
 
-async def stored_token(database_url: str) -> str | None:
+async def stored_tokens(database_url: str) -> list[str]:
+    """The setup-token rows' values (digests) in the database."""
     from sqlalchemy import select
 
     from bridge.credentials import SETUP_ROW
@@ -138,14 +143,28 @@ async def stored_token(database_url: str) -> str | None:
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            return await connection.scalar(
-                select(BridgeSecret.value).where(BridgeSecret.name == SETUP_ROW)
+            rows = await connection.scalars(
+                select(BridgeSecret.value).where(
+                    BridgeSecret.name.like(f"{SETUP_ROW}%")
+                )
             )
+            return list(rows)
     finally:
         await engine.dispose()
 
 
-async def test_setup_token_prints_the_databases_token_alone_on_stdout(
+async def accepted(database_url: str, token: str) -> bool:
+    from bridge.credentials import setup_token_row
+    from bridge.db import create_engine, sessionmaker
+
+    engine = create_engine(database_url)
+    try:
+        return await setup_token_row(sessionmaker(engine), token) is not None
+    finally:
+        await engine.dispose()
+
+
+async def test_setup_token_prints_a_token_every_replica_accepts(
     tmp_path: Path, database_url: str
 ) -> None:
     env = {"DATABASE_URL": database_url, "BRIDGE_PUBLIC_URL": "https://b.example"}
@@ -156,8 +175,12 @@ async def test_setup_token_prints_the_databases_token_alone_on_stdout(
 
     assert first.returncode == 0, first.stderr
     [token] = first.stdout.splitlines()
-    assert len(token) >= 32 and token == await stored_token(database_url)
-    assert again.stdout == first.stdout  # one token, whichever pod is asked
+    [other] = again.stdout.splitlines()
+    assert len(token) >= 32 and other != token
+    # Both work, on whichever replica /setup is opened: the database holds them.
+    assert await accepted(database_url, token) and await accepted(database_url, other)
+    # Only digests are kept: the token cannot be read back from the database.
+    assert token not in await stored_tokens(database_url)
     assert first.stderr == "twill-bridge: enter it at https://b.example/setup\n"
     assert list(workdir.iterdir()) == []  # nothing written: a read-only pod works
 
@@ -200,7 +223,7 @@ async def test_setup_token_is_refused_once_an_app_is_configured(
     registered = run("setup-token", env={"DATABASE_URL": database_url}, cwd=tmp_path)
     assert registered.returncode == 1 and registered.stdout == ""
     assert "the App twill-bridge-octo was registered there" in registered.stderr
-    assert await stored_token(database_url) is None  # and it made none
+    assert await stored_tokens(database_url) == []  # and it made none
 
 
 def test_setup_token_where_there_is_no_database_says_so(tmp_path: Path) -> None:
@@ -208,3 +231,102 @@ def test_setup_token_where_there_is_no_database_says_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot read the setup token: there is no database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+REFUSED = {
+    "require": "rejected SSL upgrade",
+    # No root certificate in HOME: a driver error from before connecting.
+    "verify-full": "root certificate file",
+}
+
+
+@pytest.mark.parametrize("mode", ["disable", "prefer", "require", "verify-full"])
+def test_a_libpq_url_with_sslmode_connects_or_says_why_in_one_line(
+    postgres_url: str, tmp_path: Path, mode: str
+) -> None:
+    # The form hosted PostgreSQL hands out; the local server has no TLS.
+    url = make_url(postgres_url).set(
+        drivername="postgres", password="pw-never-shown", query={"sslmode": mode}
+    )
+    env = {
+        "DATABASE_URL": url.render_as_string(hide_password=False),
+        "HOME": str(tmp_path),
+    }
+
+    listing = run("dispatches", "list", cwd=tmp_path, env=env)
+    doctor = run("doctor", cwd=tmp_path, env=env)
+
+    for result in (listing, doctor):
+        assert "Traceback" not in result.stderr
+        assert "pw-never-shown" not in result.stdout + result.stderr
+    database = next(
+        line for line in doctor.stdout.splitlines() if line[6:].startswith("database")
+    )
+    if mode in REFUSED:
+        assert listing.returncode == 1
+        assert listing.stderr.count("\n") == 1
+        assert listing.stderr.startswith("twill-bridge: cannot read dispatches at ")
+        assert REFUSED[mode] in listing.stderr
+        assert database.startswith("FAIL") and REFUSED[mode] in database
+    else:
+        assert listing.returncode == 0, listing.stderr
+        assert database.startswith("ok") and f"ssl={mode}" in database
+
+
+def test_libpq_options_asyncpg_lacks_are_refused_with_one_settings_line(
+    tmp_path: Path,
+) -> None:
+    url = "postgres://bob:pw-never-shown@127.0.0.1:1/db?sslmode=require&sslrootcert=/ca"
+
+    result = run("serve", cwd=tmp_path, env={"DATABASE_URL": url})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "twill-bridge: DATABASE_URL option 'sslrootcert' is not one the bridge's "
+        "PostgreSQL driver (asyncpg) understands: set PGSSLROOTCERT in the "
+        "environment instead"
+    ]
+    assert not (tmp_path / "twill-bridge.db").exists()
+
+
+def test_migrate_makes_the_sqlite_file_owner_only(tmp_path: Path) -> None:
+    umask = os.umask(0o022)  # the usual one, which makes files 0644
+    try:
+        result = run("migrate", cwd=tmp_path)
+    finally:
+        os.umask(umask)
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "twill-bridge.db").stat().st_mode) == 0o600
+    assert "owner-only" not in result.stderr  # nothing to tighten in a new file
+
+
+def test_a_database_others_can_read_is_made_owner_only_and_said(
+    tmp_path: Path,
+) -> None:
+    assert run("migrate", cwd=tmp_path).returncode == 0
+    database = tmp_path / "twill-bridge.db"
+    database.chmod(0o644)
+    wal = tmp_path / "twill-bridge.db-wal"  # as a crash leaves it
+    wal.write_bytes(b"")
+    wal.chmod(0o640)
+
+    result = run("dispatches", "list", cwd=tmp_path, env={"BRIDGE_LOG_FORMAT": "json"})
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    # SQLite removes the -wal file when the last connection closes.
+    assert not wal.exists() or stat.S_IMODE(wal.stat().st_mode) == 0o600
+    said = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {(line["msg"], line["path"], line["mode_was"]) for line in said} == {
+        (
+            "database file was readable by others; made it owner-only",
+            "twill-bridge.db",
+            "0644",
+        ),
+        (
+            "database file was readable by others; made it owner-only",
+            "twill-bridge.db-wal",
+            "0640",
+        ),
+    }

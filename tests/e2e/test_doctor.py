@@ -6,12 +6,13 @@ GitHub is served under /api/v3, as GitHub Enterprise Server is.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tests.conftest import APP_ID, TWILL_KEY
@@ -29,6 +30,18 @@ class Peers:
     github: FakeGitHub
     twill: FakeTwill
     env: dict[str, str]
+    # path -> the answer played instead of the fake's (GitHub's or Twill's).
+    odd: dict[str, Response] = field(default_factory=dict)
+
+
+def answering_oddly(app: Any, odd: dict[str, Response]) -> Any:
+    """`app`, except that a path in `odd` gets that answer."""
+
+    async def serve(scope: Any, receive: Any, send: Any) -> None:
+        answer = odd.get(scope.get("path", "")) if scope["type"] == "http" else None
+        await (answer or app)(scope, receive, send)
+
+    return serve
 
 
 def healthz_app() -> Starlette:
@@ -44,9 +57,10 @@ def peers(database_url: str, app_keys: tuple[str, str]) -> Iterator[Peers]:
         app_id=APP_ID, public_key=app_keys[1], installations={REPO: INSTALLATION}
     )
     twill = FakeTwill(api_key=TWILL_KEY)
+    odd: dict[str, Response] = {}
     with (
-        serve_in_thread(github.app("/api/v3")) as github_url,
-        serve_in_thread(twill.app()) as twill_url,
+        serve_in_thread(answering_oddly(github.app("/api/v3"), odd)) as github_url,
+        serve_in_thread(answering_oddly(twill.app(), odd)) as twill_url,
         serve_in_thread(healthz_app()) as public_url,
     ):
         github.hook_url = f"{public_url}/api/github/webhooks"
@@ -63,6 +77,7 @@ def peers(database_url: str, app_keys: tuple[str, str]) -> Iterator[Peers]:
                 "GITHUB_WEB_URL": github_url,
                 "BRIDGE_PUBLIC_URL": public_url,
             },
+            odd,
         )
     assert github.problems == []
 
@@ -167,3 +182,149 @@ def test_doctor_reports_bad_settings_and_a_missing_database(tmp_path: Path) -> N
         and "run `twill-bridge migrate`" in report["database"][1]
     )
     assert list(tmp_path.iterdir()) == []  # no empty database file made
+
+
+GOOD_APP = {
+    "id": APP_ID,
+    "slug": "twill-bridge-test",
+    "owner": {"login": "octo-org"},
+    "html_url": "https://github.com/apps/twill-bridge-test",
+    "permissions": {"issues": "write"},
+    "events": ["issues"],
+}
+ODD_ANSWERS = [
+    # (path, answer, the check, the reason it must give)
+    (
+        "/api/v3/app",
+        HTMLResponse("<html>Sign in to your proxy</html>"),
+        "github app",
+        "GET /app answered with something other than its JSON",
+    ),
+    (
+        "/api/v3/app",
+        JSONResponse({**GOOD_APP, "owner": "octo-org"}),
+        "github app",
+        "GET /app answered oddly: `owner` is a string",
+    ),
+    (
+        "/api/v3/app",
+        JSONResponse({**GOOD_APP, "permissions": ["issues"]}),
+        "github app",
+        "GET /app answered oddly: `permissions` is a list",
+    ),
+    (
+        "/api/v3/app",
+        JSONResponse({**GOOD_APP, "events": "issues"}),
+        "github app",
+        "GET /app answered oddly: `events` is a string",
+    ),
+    (
+        "/api/v3/app/installations",
+        JSONResponse({"total_count": 1, "installations": []}),
+        "installations",
+        "GET /app/installations answered something other than a list of installations",
+    ),
+    (
+        "/api/v3/app/installations",
+        JSONResponse(["octo-org"]),
+        "installations",
+        "GET /app/installations answered something other than a list of installations",
+    ),
+    (
+        "/api/v3/app/hook/config",
+        JSONResponse([1]),
+        "webhook url",
+        "GET /app/hook/config answered with something other than its JSON",
+    ),
+    (
+        "/api/v3/app/hook/config",
+        JSONResponse({"url": 5}),
+        "webhook url",
+        "GET /app/hook/config: `url` is not a string",
+    ),
+    (
+        "/api/v3/app/hook/deliveries",
+        JSONResponse({"deliveries": []}),
+        "deliveries",
+        "GET /app/hook/deliveries answered something other than a list of deliveries",
+    ),
+    (
+        "/api/v1/auth/me",
+        JSONResponse([1, 2]),
+        "twill",
+        "/api/v1: Twill's answer was not a JSON object",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "answer", "check", "reason"),
+    ODD_ANSWERS,
+    ids=[
+        "app-html",
+        "app-owner-string",
+        "app-permissions-list",
+        "app-events-string",
+        "installations-object",
+        "installations-strings",
+        "hook-config-list",
+        "hook-url-number",
+        "deliveries-object",
+        "twill-list",
+    ],
+)
+def test_an_odd_answer_fails_its_own_check_in_one_line(
+    peers: Peers, tmp_path: Path, path: str, answer: Response, check: str, reason: str
+) -> None:
+    peers.odd[path] = answer
+
+    result = run("doctor", env=peers.env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr == ""
+    status, given = lines(result.stdout)[check]
+    assert status == "FAIL"
+    assert given.endswith(reason), given
+    # Every other check still reports (the webhook's need GET /app).
+    assert {"settings", "database", "twill", "public url"} <= set(lines(result.stdout))
+
+
+def test_no_secret_a_peer_echoes_is_printed(peers: Peers, tmp_path: Path) -> None:
+    secret = "whsec-doctor-must-hide-this"
+    # Twill echoing the key it was sent, without "Bearer" before it.
+    peers.odd["/api/v1/auth/me"] = JSONResponse(
+        {"error": {"code": "bad_request", "message": f"key {TWILL_KEY}: malformed"}},
+        status_code=400,
+    )
+    # GitHub echoing the webhook secret and the key's body in its message.
+    key_line = peers.env["GITHUB_APP_PRIVATE_KEY"].splitlines()[1]
+    peers.odd["/api/v3/app/hook/config"] = JSONResponse(
+        {"message": f"cannot use {secret} with {key_line}"}, status_code=422
+    )
+    env = {**peers.env, "GITHUB_WEBHOOK_SECRET": secret}
+
+    result = run("doctor", env=env, cwd=tmp_path)
+
+    report = lines(result.stdout)
+    assert report["twill"] == (
+        "FAIL",
+        f"{peers.env['TWILL_API_URL']}: Twill refused the request: key ***: malformed",
+    )
+    assert report["webhook url"][1].endswith(
+        "GitHub answered HTTP 422: cannot use *** with ***"
+    )
+    for shown in (TWILL_KEY, secret, key_line):
+        assert shown not in result.stdout + result.stderr
+
+
+def test_a_database_without_its_schema_is_one_line_per_check(tmp_path: Path) -> None:
+    (tmp_path / "twill-bridge.db").touch()  # there, but never migrated
+
+    result = run("doctor", cwd=tmp_path)
+
+    report = lines(result.stdout)  # a second line of SQL would not parse
+    assert report["migrations"][0] == "FAIL"
+    assert report["github app keys"][0] == "FAIL"
+    assert "no such table: github_app" in report["github app keys"][1]
+    assert "SELECT" not in result.stdout

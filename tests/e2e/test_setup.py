@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from bridge import app as app_module
-from bridge.credentials import load
+from bridge.credentials import load, offer_setup_token
 from bridge.models import GitHubApp
 from bridge.settings import Secret, load_settings
 from bridge.signature import sign
@@ -36,10 +36,9 @@ KEY = "k" * 40
 
 
 async def token_of(bridge: Harness) -> str:
-    from bridge.store import bridge_secret
-
-    async with bridge.sessions() as session:
-        return await bridge_secret(session, "setup-token")
+    """The setup token, as `serve` offers it and the operator reads it."""
+    path = await offer_setup_token(bridge.sessions, bridge.settings.data_dir)
+    return path.read_text().strip()
 
 
 async def open_setup(bridge: Harness) -> None:
@@ -327,18 +326,169 @@ async def test_the_environment_wins_over_the_stored_webhook_secret(
     )
 
 
+async def test_the_database_keeps_only_a_digest_any_replica_accepts(
+    unconfigured: Callable[..., Any], tmp_path: Path
+) -> None:
+    from bridge.models import BridgeSecret
+
+    first: Harness = await unconfigured(secrets_key=Secret(KEY))
+    second: Harness = await unconfigured(
+        secrets_key=Secret(KEY), data_dir=tmp_path / "second"
+    )
+    async with first.sessions() as session:  # what an older version left
+        session.add(BridgeSecret(name="setup-token", value="raw-token-of-old"))
+        await session.commit()
+
+    token = await token_of(first)  # the first replica starts, writes its file
+    own = await token_of(second)  # the second has a data dir of its own
+
+    async with first.sessions() as session:
+        values = (
+            await session.execute(select(BridgeSecret.name, BridgeSecret.value))
+        ).all()
+    stored = " ".join(f"{name} {value}" for name, value in values)
+    assert (
+        token not in stored and own not in stored and "raw-token-of-old" not in stored
+    )
+    assert own != token
+    # Each replica takes either token; the page asks for nothing else.
+    for bridge, given in ((second, token), (first, own)):
+        answer = await bridge.client.post(
+            "/setup", data={"token": given}, follow_redirects=True
+        )
+        assert answer.status_code == 200 and "App name" in answer.text
+    # A restart keeps the file's token; the raw value in the old row is no token.
+    assert await token_of(first) == token
+    wrong = await second.client.post("/setup", data={"token": "raw-token-of-old"})
+    assert wrong.status_code == 403
+    # Done on one replica, every token is gone, and so is the proof of it.
+    assert (await register(second)).status_code == 200
+    async with first.sessions() as session:
+        left = (await session.scalars(select(BridgeSecret.name))).all()
+    assert not [name for name in left if name.startswith("setup-token")]
+    assert (await first.client.get("/setup/manifest")).status_code == 410
+
+
+async def test_a_token_file_others_can_read_is_replaced_not_trusted(
+    unconfigured: Callable[..., Any],
+) -> None:
+    bridge: Harness = await unconfigured(secrets_key=Secret(KEY))
+    path = bridge.settings.data_dir / "setup-token"
+    path.write_text("f" * 64 + "\n")
+    path.chmod(0o644)
+
+    token = await token_of(bridge)
+
+    assert token != "f" * 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    refused = await bridge.client.post("/setup", data={"token": "f" * 64})
+    assert refused.status_code == 403
+
+
+async def started_setup(bridge: Harness, client: httpx.AsyncClient, name: str) -> str:
+    """One browser's setup up to GitHub's redirect back: the path to follow."""
+    proof = await client.post(
+        "/setup", data={"token": await token_of(bridge)}, follow_redirects=True
+    )
+    assert proof.status_code == 200
+    page = await client.get("/setup/manifest", params={"name": name})
+    assert page.status_code == 200, page.text
+    action = html.unescape(
+        re.search(r'<form method="post" action="([^"]+)"', page.text)[1]
+    )
+    raw = re.search(r'name="manifest" value="([^"]+)"', page.text)[1]
+    return await github_creates(bridge, action, json.loads(html.unescape(raw)))
+
+
+@pytest.mark.parametrize("storage", ["file", "database"])
+async def test_two_setups_finishing_at_once_keep_one_app_everywhere(
+    unconfigured: Callable[..., Any], tmp_path: Path, storage: str
+) -> None:
+    creds = tmp_path / "creds" / "github-app.env"
+    bridge: Harness = await unconfigured(
+        credentials_file=creds,
+        **({"secrets_key": Secret(KEY)} if storage == "database" else {}),
+    )
+    other = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=bridge.app), base_url="http://bridge.test"
+    )
+    back_a = await started_setup(bridge, bridge.client, "App A")
+    back_b = await started_setup(bridge, other, "App B")
+
+    answers = await asyncio.gather(bridge.client.get(back_a), other.get(back_b))
+    await other.aclose()
+
+    # The loser hears that another setup finished (409), or that setup is closed.
+    assert sorted(a.status_code for a in answers)[0] == 200
+    assert sorted(a.status_code for a in answers)[1] in (409, 410)
+    made = {r["answer"]["slug"]: r["answer"]["id"] for r in bridge.github.registered}
+    winner = made["app-a" if answers[0].status_code == 200 else "app-b"]
+    loser = next(answer for answer in answers if answer.status_code != 200)
+    assert "Another setup finished first" in loser.text or (
+        "setup is closed" in loser.text
+    )
+    async with bridge.sessions() as session:
+        row = await session.scalar(select(GitHubApp))
+    assert row.app_id == winner
+    assert bridge.app.state.settings.github_app_id == winner
+    if storage == "file":
+        # What the next start reads is the winner too.
+        restarted = load_settings(
+            {"BRIDGE_CREDENTIALS_FILE": str(creds)}, env_file=None
+        )
+        assert restarted.github_app_id == winner
+        assert [p.name for p in creds.parent.iterdir()] == ["github-app.env"]
+    else:
+        assert not creds.exists()
+    assert (await load(bridge.sessions, bridge.settings)).app_id == winner
+
+
+async def test_credentials_that_cannot_be_written_leave_setup_open(
+    unconfigured: Callable[..., Any], tmp_path: Path
+) -> None:
+    folder = tmp_path / "creds"
+    bridge: Harness = await unconfigured(credentials_file=folder / "github-app.env")
+    await open_setup(bridge)
+    action, manifest = await manifest_form(bridge)
+    back = await github_creates(bridge, action, manifest)
+    folder.write_text("a file where the folder should be\n")  # even root fails
+
+    failed = await bridge.client.get(back)
+
+    assert failed.status_code == 503
+    assert "could not write" in failed.text
+    async with bridge.sessions() as session:
+        assert await session.scalar(select(GitHubApp)) is None
+    assert bridge.app.state.settings.github_app_id is None
+    folder.unlink()
+    assert (await bridge.client.get("/setup")).status_code == 200  # try again
+    assert (await register(bridge)).status_code == 200
+
+
 @pytest.mark.slow
 def test_serve_says_where_the_setup_token_is_and_never_what(tmp_path: Path) -> None:
     from tests.live import BridgeProcess
 
-    bridge = BridgeProcess({"BRIDGE_PUBLIC_URL": PUBLIC}, tmp_path).start()
+    umask = os.umask(0o022)  # the usual one, which makes files 0644
+    try:
+        bridge = BridgeProcess({"BRIDGE_PUBLIC_URL": PUBLIC}, tmp_path).start()
+    finally:
+        os.umask(umask)
     try:
         page = httpx.get(f"{bridge.url}/setup")
         assert page.status_code == 200 and "Setup token" in page.text
+        # While it runs, SQLite's -wal and -shm files are there too.
+        database = [tmp_path / f"twill-bridge.db{end}" for end in ("", "-wal", "-shm")]
+        assert all(path.exists() for path in database)
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in database}
+        token = (tmp_path / "setup-token").read_text().strip()
+        # The database holds the token's digest only: its bytes never hold the token.
+        assert not any(token.encode() in path.read_bytes() for path in database)
     finally:
         assert bridge.terminate() == 0
+    assert modes == dict.fromkeys(modes, 0o600)
+    assert token not in (tmp_path / "twill-bridge.db").read_text(errors="replace")
     token_file = tmp_path / "setup-token"
-    token = token_file.read_text().strip()
     assert len(token) >= 32
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     [line] = [

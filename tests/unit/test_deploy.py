@@ -22,10 +22,10 @@ from dotenv import dotenv_values
 
 from bridge.app import create_app
 from bridge.cli import EXIT_USAGE, main
+from bridge.credentials import SETUP_FILE as PROOF_FILE
 from bridge.credentials import storage_of
 from bridge.health import READY_TIMEOUT_SECONDS
 from bridge.settings import Settings, load_settings
-from bridge.setup_views import PROOF_FILE
 from tests.unit.test_docs_agree import read_by_code
 
 ROOT = Path(__file__).resolve().parents[2]

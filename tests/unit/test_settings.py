@@ -217,3 +217,84 @@ def test_an_ec_key_is_refused_since_github_signs_with_rsa() -> None:
     )
     with pytest.raises(SettingsError, match="RSA"):
         load(GITHUB_APP_PRIVATE_KEY=pem)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (
+            "postgres://u:p@h/db?sslmode=require",
+            "postgresql+asyncpg://u:p@h/db?ssl=require",
+        ),
+        (
+            "postgresql://u@h:5433/db?sslmode=verify-full&target_session_attrs=primary",
+            "postgresql+asyncpg://u@h:5433/db?ssl=verify-full&target_session_attrs=primary",
+        ),
+        (
+            "postgres://u@h/db?ssl=prefer&sslmode=prefer",
+            "postgresql+asyncpg://u@h/db?ssl=prefer",
+        ),
+        (
+            "postgres://u:p%40ss@h/db?sslmode=disable",
+            "postgresql+asyncpg://u:p%40ss@h/db?ssl=disable",
+        ),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+    ids=["require", "verify-full-and-more", "both-agree", "quoted-password", "none"],
+)
+def test_libpq_sslmode_becomes_asyncpgs_ssl(given: str, expected: str) -> None:
+    assert load(DATABASE_URL=given).database_url == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("sslmode=on", "DATABASE_URL sslmode (or ssl) must be one of disable, allow"),
+        ("ssl=true", "DATABASE_URL sslmode (or ssl) must be one of disable, allow"),
+        ("sslmode=require&ssl=disable", "sets both sslmode and ssl, to different"),
+        ("sslmode=require&sslmode=disable", "gives the option 'sslmode' twice"),
+        ("channel_binding=require", "option 'channel_binding' is not one the"),
+        ("sslkey=/k.pem", "set PGSSLKEY in the environment instead"),
+        ("connect_timeout=10", "option 'connect_timeout' is not one the"),
+    ],
+    ids=[
+        "bad-mode",
+        "bad-ssl",
+        "disagree",
+        "twice",
+        "channel-binding",
+        "key",
+        "timeout",
+    ],
+)
+def test_libpq_options_asyncpg_lacks_get_one_sentence_without_the_password(
+    query: str, problem: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load(DATABASE_URL=f"postgres://bob:pw-never-shown@h/db?{query}")
+    [line] = caught.value.problems
+    assert problem in line
+    assert "pw-never-shown" not in line
+
+
+def test_secret_values_name_every_secret_for_redaction(
+    app_keys: tuple[str, str],
+) -> None:
+    settings = load(
+        TWILL_API_KEY="twill-key",
+        GITHUB_APP_PRIVATE_KEY=app_keys[0],
+        GITHUB_WEBHOOK_SECRET="old-hook-secret,new-hook-secret",
+        BRIDGE_ADMIN_PASSWORD="admin-pass",
+        DATABASE_URL="postgres://bob:db-pass@h/db",
+    )
+    values = settings.secret_values()
+    assert {"twill-key", "old-hook-secret", "new-hook-secret", "admin-pass"} <= set(
+        values
+    )
+    assert "db-pass" in values
+    assert app_keys[0].strip() in values
+    # Each line of the key's body too, never its BEGIN and END lines.
+    assert app_keys[0].splitlines()[1] in values
+    assert not any(
+        value.startswith("-----") for value in values[1:] if "\n" not in value
+    )
