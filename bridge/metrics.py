@@ -57,6 +57,7 @@ TWILL_ROUTES = (
 GITHUB_ROUTES = (
     "/app",
     "/app-manifests/{code}/conversions",
+    "/app/hook/config",
     "/app/hook/deliveries",
     "/app/hook/deliveries/{delivery_id}/attempts",
     "/app/installations",
