@@ -391,7 +391,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     decision = decide(args.event, payload, rules_from(settings))
     dispatch, reply = _work_for(
-        decision, _meta("simulated", args.event, payload, 0), settings
+        decision, _meta("simulated", args.event, payload, 0), settings, compose=True
     )
     out: dict[str, Any] = {"decision": decision.outcome, "reason": decision.reason}
     if dispatch is not None:

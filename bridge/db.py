@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bridge.jsoncodec import dumps
+
 
 def create_engine(
     url: str, sqlite_synchronous: str = "full", **options: Any
@@ -22,6 +24,8 @@ def create_engine(
 
     `sqlite_synchronous` is SQLite's PRAGMA synchronous, "full" or "normal".
     """
+    # JSON columns (a dispatch's snapshot, request, ...) written with orjson.
+    options.setdefault("json_serializer", dumps)
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
         # One connection: SQLite has one writer at a time anyway, and waiting in
