@@ -188,7 +188,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         args.port or settings.port,
         settings.shutdown_grace_seconds,
     )
-    asyncio.run(run_server(uvicorn.Server(config)))
+    serve_forever(uvicorn.Server(config))
     return 0
 
 
@@ -205,6 +205,16 @@ def uvicorn_config(app: Any, host: str, port: int, grace_seconds: float) -> Any:
         proxy_headers=True,
         server_header=False,
     )
+
+
+def serve_forever(server: Any) -> None:
+    """Run `server` (a uvicorn.Server) on the event loop its config picks, until signalled.
+
+    With `uvicorn[standard]` installed that is uvloop (and the httptools
+    parser), as `uvicorn.run` would choose; bench/reference.py serves the same way.
+    """
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(run_server(server))
 
 
 async def run_server(server: Any) -> None:

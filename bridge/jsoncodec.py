@@ -1,4 +1,4 @@
-"""JSON in and out on the hot paths (webhook bodies, JSON columns, log lines).
+"""JSON in and out on the hot paths: webhook bodies and JSON columns.
 
 orjson parses an 11 KB delivery in a third of the standard library's time and
 writes JSON several times faster. Where it refuses what the standard library
@@ -46,11 +46,3 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value, option=_AS_JSON_DOES).decode()
     except TypeError:  # orjson.JSONEncodeError: a key that is not a string, ...
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def dumps_log(entry: dict[str, Any]) -> str:
-    """A log line's fields as JSON; values JSON cannot hold are written as str()."""
-    try:
-        return orjson.dumps(entry, default=str, option=_AS_JSON_DOES).decode()
-    except TypeError:
-        return json.dumps(entry, default=str, ensure_ascii=False)

@@ -7,12 +7,11 @@ key, secret or signature, and no payload is logged at INFO.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
-
-from bridge.jsoncodec import dumps_log
 
 LOGGER = logging.getLogger("twill_bridge")
 
@@ -59,7 +58,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return dumps_log(entry)
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):
