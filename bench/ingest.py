@@ -97,7 +97,7 @@ def main() -> int:
     parser.add_argument("--server-cpus", default="0")
     parser.add_argument("--load-cpus", default="1")
     parser.add_argument(
-        "--max-rate", type=int, default=8000, help="deliveries a second to prepare for"
+        "--max-rate", type=int, default=16000, help="deliveries a second to prepare for"
     )
     args = parser.parse_args()
 
@@ -161,6 +161,9 @@ def run_rounds(
                 rss_peak=memory.peak,
                 load=load.load_average(),
             )
+            if figures["requests"] >= count:
+                # wrk stops once it has sent every precomputed delivery.
+                print(f"  {name}: ran out of deliveries; raise --max-rate")
             results[name].append(figures)
             print(
                 f"  round {round_number + 1} {name:<22} {figures['rate']:7.0f}/s "

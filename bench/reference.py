@@ -11,7 +11,6 @@ difference between two servers. It records nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 
 import uvicorn
@@ -21,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge import log
-from bridge.cli import run_server, uvicorn_config
+from bridge.cli import serve_forever, uvicorn_config
 from bridge.signature import SignatureError, verify
 
 
@@ -56,7 +55,7 @@ def main() -> None:
     log.configure("WARNING", "json")
     app = reference_app(os.environ["GITHUB_WEBHOOK_SECRET"])
     config = uvicorn_config(app, "127.0.0.1", args.port, 25)
-    asyncio.run(run_server(uvicorn.Server(config)))
+    serve_forever(uvicorn.Server(config))
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         args.port or settings.port,
         settings.shutdown_grace_seconds,
     )
-    asyncio.run(run_server(uvicorn.Server(config)))
+    serve_forever(uvicorn.Server(config))
     return 0
 
 
@@ -212,6 +212,16 @@ def uvicorn_config(app: Any, host: str, port: int, grace_seconds: float) -> Any:
         proxy_headers=True,
         server_header=False,
     )
+
+
+def serve_forever(server: Any) -> None:
+    """Run `server` (a uvicorn.Server) on the event loop its config picks, until signalled.
+
+    With `uvicorn[standard]` installed that is uvloop (and the httptools
+    parser), as `uvicorn.run` would choose; bench/reference.py serves the same way.
+    """
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(run_server(server))
 
 
 async def run_server(server: Any) -> None:
@@ -437,7 +447,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     decision = decide(args.event, payload, rules_from(settings))
     dispatch, reply = _work_for(
-        decision, _meta("simulated", args.event, payload, 0), settings
+        decision, _meta("simulated", args.event, payload, 0), settings, compose=True
     )
     out: dict[str, Any] = {"decision": decision.outcome, "reason": decision.reason}
     if dispatch is not None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bridge import log
+from bridge.jsoncodec import dumps
 
 # The SQLite file and the files SQLite keeps beside it. SQLite makes the
 # journal, -wal and -shm files with the main file's mode (sqlite.org, "Temporary
@@ -31,6 +32,8 @@ def create_engine(
 
     `sqlite_synchronous` is SQLite's PRAGMA synchronous, "full" or "normal".
     """
+    # JSON columns (a dispatch's snapshot, request, ...) written with orjson.
+    options.setdefault("json_serializer", dumps)
     if url.startswith("sqlite"):
         _ensure_sqlite_file(url)
         # One connection: SQLite has one writer at a time anyway, and waiting in

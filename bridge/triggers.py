@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bridge.commands import Command, find_command
@@ -111,7 +111,9 @@ class Decision:
 
 def to_snapshot(issue: IssueSnapshot, trigger: Trigger) -> dict[str, Any]:
     """The issue and trigger as JSON, to store on the dispatch."""
-    return {"issue": asdict(issue), "trigger": asdict(trigger)}
+    # Both are flat dataclasses of immutable values, so a shallow copy of their
+    # fields is what asdict() gives, without its recursive deep copy.
+    return {"issue": dict(vars(issue)), "trigger": dict(vars(trigger))}
 
 
 def from_snapshot(data: Mapping[str, Any]) -> tuple[IssueSnapshot, Trigger]:

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from bridge import log
 from bridge.attachments import trigger_attachments
 from bridge.compose import create_task_request, task_title
+from bridge.jsoncodec import loads
 from bridge.recorder import NotRecorded
 from bridge.signature import SignatureError, verify
 from bridge.store import (
@@ -85,11 +86,13 @@ def parse_payload(body: bytes | bytearray, content_type: str) -> Any:
         if not values:
             raise ValueError("the form has no payload field")
         text = values[0]
+        payload = json.loads(text)
+        nul = "\\u0000" in text
     else:
-        text = body.decode("utf-8")
-    payload = json.loads(text)
+        payload = loads(body)
+        nul = b"\\u0000" in body
     # PostgreSQL text cannot hold U+0000, which JSON can carry as an escape.
-    return _without_nul(payload) if "\\u0000" in text else payload
+    return _without_nul(payload) if nul else payload
 
 
 def _without_nul(value: Any) -> Any:
@@ -242,21 +245,29 @@ def _meta(
 
 
 def _work_for(
-    decision: Decision, meta: DeliveryMeta, settings: Any
+    decision: Decision,
+    meta: DeliveryMeta,
+    settings: Any,
+    compose: bool | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The dispatch or reply row a decision asks for, as column values."""
+    """The dispatch or reply row a decision asks for, as column values.
+
+    The create-task request is composed here only when `compose` is true (by
+    default: in dry-run). A live dispatch keeps the snapshot, and the worker
+    composes its request from it once the checks have run (bridge/prepare.py),
+    so composing it on receipt would be work and bytes thrown away; in dry-run
+    the checks never run, and the stored request is what the dispatch shows.
+    """
     issue, trigger = decision.issue, decision.trigger
     if decision.outcome == "dispatch" and issue is not None and trigger is not None:
-        attachments = trigger_attachments(issue, trigger, settings.github_web_host)
         cancel = trigger.action == "cancel"
         # A cancel names its task once the worker knows which one is running.
-        request = (
-            {}
-            if cancel
-            else create_task_request(
+        request: dict[str, Any] = {}
+        if not cancel and (settings.dry_run if compose is None else compose):
+            attachments = trigger_attachments(issue, trigger, settings.github_web_host)
+            request = create_task_request(
                 issue, trigger, attachments, settings.command_max_chars
             )
-        )
         return {
             "action": "cancel" if cancel else "create",
             "trigger_key": bounded_key(trigger.key),

@@ -114,6 +114,8 @@ async def get_dispatch(request: Request) -> Response:
     return JSONResponse(
         {
             **dispatch_summary(d),
+            # False while a queued dispatch waits for its checks, which compose it.
+            "composed": d.composed,
             "command": d.command,
             "files": d.files,
             "request": d.request,
