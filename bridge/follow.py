@@ -23,6 +23,7 @@ TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 _WORD = re.compile(r"[^A-Z_]")
 _STATE = re.compile(r"[a-z_]{1,20}")
+_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # A URL that stays one Markdown link: nothing that could end it or start markup.
 WEB_LINK = re.compile(r"https?://[^\s()<>\[\]`\\\"']+")
 
@@ -178,7 +179,9 @@ def _pull_request(
         if isinstance(number, int) and not isinstance(number, bool) and number > 0
         else None,
         title=_text(title, 300) or "",
-        repository=_text(repository, 200),
+        repository=repo
+        if (repo := _text(repository, 200)) and _REPO.fullmatch(repo)
+        else None,
         state=state_text.lower() if state_text else None,
     )
 

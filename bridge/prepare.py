@@ -55,6 +55,9 @@ class IssueTasks:
     # A redelivery (bridge/redeliver.py) of a trigger that a later one on the
     # same issue has overtaken: acting on it now would undo or repeat work.
     superseded: bool = False
+    # The issue's newest task when its PLAN or ASK run has completed: a
+    # follow-up (an approval, a further question) continues it.
+    continuable: ActiveTask | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ async def prepare(
     routed = _route(dispatch, trigger, tasks)
     if routed is None and trigger.action == "run" and tasks and tasks.follow_ups:
         running = next((task for task in tasks.active if task.running), None)
+        if running is None and trigger.instruction.strip():
+            # Words for an ended plan or answer (a bare command asks anew).
+            running = tasks.continuable
         if running is not None:
             routed = await _follow_up(
                 dispatch, issue, trigger, running, settings, handover, installation
@@ -133,8 +139,10 @@ async def prepare(
         problem = command.problem if command else None
         labels = config.labels if config.labels is not None else settings.labels
         rules = replace(rules_from(settings), labels=labels)
+        # Dropped, not skipped: the comment's key stays free, so editing the
+        # word into a real command dispatches it, as fixing a typo does.
         return Prepared(
-            "skipped",
+            "drop",
             problem or "a lone word with no running task",
             reply=usage_reply(rules, problem),
             reply_key=bounded_key(f"usage:{dispatch.trigger_key}"),
@@ -227,10 +235,12 @@ def _route(
         # A cancel reaches the tasks that existed when it was written, not one
         # started after it (a late delivery must not stop newer work). The
         # slack absorbs the difference between GitHub's clock and ours.
-        candidates = tuple(
-            t
-            for t in candidates
-            if t.created_at is None or t.created_at <= asked + CLOCK_SLACK
+        before = tuple(
+            t for t in candidates if t.created_at is None or t.created_at <= asked
+        )
+        # The slack only when nothing was recorded before it by our clock.
+        candidates = before or tuple(
+            t for t in candidates if t.created_at <= asked + CLOCK_SLACK
         )
     if candidates:
         target = candidates[0]

@@ -254,7 +254,7 @@ def _job_text(view: DispatchView, job: JobView) -> list[str]:
     if job.status == "FAILED":
         lines += [
             "",
-            f"Reason: {_one_paragraph(quiet(job.error or 'Twill gave none'))}",
+            f"Reason: {_one_paragraph(job.error or 'Twill gave none')}",
         ]
     return lines
 
@@ -310,7 +310,9 @@ def _framed(view: DispatchView, lines: list[str]) -> str:
     return fit("\n".join(body))
 
 
-_MENTION = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9])")
+# GitHub starts a mention at an `@` after anything but an ASCII letter or
+# digit (so e-mail addresses do not ping, while `_@team` and `é@team` do).
+_MENTION = re.compile(r"(?<![A-Za-z0-9])@(?=[A-Za-z0-9])")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
@@ -318,10 +320,11 @@ def quiet(text: str) -> str:
     """The agent's text, unable to ping anyone, hide the rest of the comment, or
     pose as one of our comments.
 
-    Every `@name` gets a zero-width space after its `@`, code included: GitHub's
-    rules for where code starts are subtle enough that a mention thought to be
-    in code could still ping a whole team (a prompt in an issue can steer what
-    the agent writes). An HTML comment opener is shown, not obeyed, and a code
+    Every `@name` gets a zero-width space after its `@`, wherever it stands
+    (code, emphasis, after a letter of any script): GitHub's rules for where a
+    mention starts are subtle enough that one thought harmless could still ping
+    a whole team (a prompt in an issue can steer what the agent writes). An
+    e-mail address keeps working as text. An HTML comment opener is shown, not obeyed, and a code
     fence the text leaves open is closed, so the bridge's own lines after it
     still render.
     """
@@ -362,4 +365,5 @@ def fit(body: str, limit: int = GITHUB_COMMENT_MAX) -> str:
 
 
 def _one_paragraph(text: str) -> str:
-    return " ".join(text.split())[:1000]
+    """A peer's message (Twill's error, a config problem) as one quiet line."""
+    return " ".join(quiet(text).split())[:1000]

@@ -10,6 +10,7 @@ certainly did not reach Twill (safe to send again) from one that may have
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from bridge.follow import JobView, read_job, read_task
 from bridge.timing import Observe, timed, unobserved
 
 USER_AGENT = "twill-github-bridge"
+# The dispatches table keeps task and job ids up to this length.
+ID_MAX = 100
 # A Retry-After beyond a day is a peer's mistake; waiting a day is bound enough.
 MAX_RETRY_AFTER = 86_400.0
 
@@ -286,12 +289,17 @@ def _created(response: httpx.Response) -> CreatedTask:
     try:
         body = response.json()
         task, job = body["task"], body["job"]
+        task_id, job_id = str(task["id"]), str(job["id"])
+        if not (0 < len(task_id) <= ID_MAX and 0 < len(job_id) <= ID_MAX):
+            raise ValueError("an id longer than the bridge keeps")
+        status = re.sub(r"[^A-Z_]", "", str(job.get("status") or "PENDING").upper())
         return CreatedTask(
-            task_id=str(task["id"]),
-            slug=str(task.get("slug") or ""),
+            task_id=task_id,
+            slug=str(task.get("slug") or "")[:200],
             url=str(task.get("url") or ""),
-            job_id=str(job["id"]),
-            job_status=str(job.get("status") or "PENDING"),
+            job_id=job_id,
+            # Twill's statuses are short words; a longer one is cut to the column.
+            job_status=status[:20] or "PENDING",
             raw=body,
         )
     except (ValueError, KeyError, TypeError) as error:

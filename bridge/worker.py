@@ -39,7 +39,6 @@ from bridge.github import GitHubClient, GitHubError, GitHubNotFound
 from bridge.handover import Handover
 from bridge.models import Delivery, Dispatch, Redelivery, Reply, StoredFile, utcnow
 from bridge.prepare import (
-    CLOCK_SLACK,
     ActiveTask,
     IssueTasks,
     Prepared,
@@ -252,11 +251,13 @@ class Worker:
                     )
                 )
             elif result.outcome == "drop":
-                # Not a trigger after all: no dispatch, and the delivery says why.
+                # Not a trigger after all: no dispatch (so its key is free for
+                # an edit that makes it one), and the delivery says why.
                 await session.execute(delete(Dispatch).where(*owned))
                 await self._set_delivery(
                     session, dispatch, "ignored", result.reason, dispatch_id=None
                 )
+                await self._queue_reply(session, dispatch, result)
             elif result.outcome == "ready":
                 await session.execute(
                     update(Dispatch)
@@ -285,26 +286,34 @@ class Worker:
                 await add_event(session, dispatch.id, result.outcome, result.reason)
                 outcome = "denied" if result.outcome == "denied" else "ignored"
                 await self._set_delivery(session, dispatch, outcome, result.reason)
-                if result.reply and result.reply_key:
-                    await insert_ignoring_conflict(
-                        session,
-                        Reply,
-                        "key",
-                        {
-                            "key": result.reply_key,
-                            "delivery_id": dispatch.delivery_id,
-                            "installation_id": dispatch.installation_id,
-                            "repository": dispatch.repository,
-                            "issue_number": dispatch.issue_number,
-                            "body": result.reply,
-                            "status": "pending",
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "created_at": now,
-                            "updated_at": now,
-                        },
-                    )
+                await self._queue_reply(session, dispatch, result)
             await session.commit()
+
+    async def _queue_reply(
+        self, session: AsyncSession, dispatch: Dispatch, result: Prepared
+    ) -> None:
+        """The reply the checks ask for, once per key (the caller commits)."""
+        if not (result.reply and result.reply_key):
+            return
+        now = utcnow()
+        await insert_ignoring_conflict(
+            session,
+            Reply,
+            "key",
+            {
+                "key": result.reply_key,
+                "delivery_id": dispatch.delivery_id,
+                "installation_id": dispatch.installation_id,
+                "repository": dispatch.repository,
+                "issue_number": dispatch.issue_number,
+                "body": result.reply,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
 
     async def _set_delivery(
         self,
@@ -1035,17 +1044,28 @@ class Worker:
             )
             if redelivered is None:
                 return False
-            later = await session.scalar(
-                select(Dispatch.id)
-                .where(
-                    Dispatch.repository == dispatch.repository,
-                    Dispatch.issue_number == dispatch.issue_number,
-                    Dispatch.id != dispatch.id,
-                    Dispatch.created_at > asked + CLOCK_SLACK,
+            others = (
+                await session.scalars(
+                    select(Dispatch.snapshot)
+                    .where(
+                        Dispatch.repository == dispatch.repository,
+                        Dispatch.issue_number == dispatch.issue_number,
+                        Dispatch.id != dispatch.id,
+                        # Acted on: sent, or being sent. A refused or queued one
+                        # (a stranger's, or another lost one) overtakes nothing.
+                        Dispatch.status.in_(
+                            ("sending", "created", "reported", "uncertain")
+                        ),
+                    )
+                    .order_by(Dispatch.id.desc())
+                    .limit(50)
                 )
-                .limit(1)
-            )
-        return later is not None
+            ).all()
+        for snapshot in others:
+            later = when_asked(from_snapshot(snapshot or {})[1]) if snapshot else None
+            if later is not None and later > asked:
+                return True
+        return False
 
     async def _issue_tasks(self, dispatch: Dispatch) -> IssueTasks | None:
         """The issue's other dispatches, for routing follow-ups and cancels."""
@@ -1074,30 +1094,24 @@ class Worker:
                         Dispatch.status.in_(("created", "reported")),
                         or_(
                             Dispatch.follow.is_(None),
-                            Dispatch.follow.in_(("active", "unavailable")),
+                            Dispatch.follow.in_(("active", "unavailable", "done")),
                         ),
                     )
                     .order_by(Dispatch.id.desc())
                     .limit(20)
                 )
             ).all()
-        active = tuple(
-            ActiveTask(
-                dispatch_id=row.id,
-                task_id=row.twill_task_id or "",
-                task_url=row.twill_task_url,
-                agent=row.agent,
-                label=row.trigger_label if row.trigger_kind == "label" else None,
-                running=row.follow == "active",
-                created_at=row.created_at,
-            )
-            for row in rows
-        )
+        tasks = [_active_task(row) for row in rows]
+        newest = tasks[0] if tasks else None
         return IssueTasks(
             superseded=await self._superseded(dispatch),
             earlier_pending=pending is not None,
-            active=active,
+            # A task whose job ended is no longer there to cancel.
+            active=tuple(
+                t for t, row in zip(tasks, rows, strict=True) if row.follow != "done"
+            ),
             follow_ups=self.settings.follow_tasks and await self._status_available(),
+            continuable=newest if newest is not None and _continues(rows[0]) else None,
         )
 
     # Reporting on GitHub.
@@ -1430,6 +1444,31 @@ def _creates_due(now: Any) -> Any:
             Dispatch.next_attempt_at <= now,
         )
         .exists()
+    )
+
+
+def _active_task(row: Dispatch) -> ActiveTask:
+    return ActiveTask(
+        dispatch_id=row.id,
+        task_id=row.twill_task_id or "",
+        task_url=row.twill_task_url,
+        agent=row.agent,
+        label=row.trigger_label if row.trigger_kind == "label" else None,
+        running=row.follow == "active",
+        created_at=row.created_at,
+    )
+
+
+def _continues(row: Dispatch) -> bool:
+    """Whether a follow-up still belongs to this ended task: a plan just made
+    (`/twill approve`, `/twill go ahead`) or an answer just given (a further
+    question) continues its conversation; finished code work does not."""
+    job = JobView.from_json(row.job)
+    return (
+        row.follow == "done"
+        and job is not None
+        and job.status == "COMPLETED"
+        and row.intent in ("PLAN", "ASK")
     )
 
 

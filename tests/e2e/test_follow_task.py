@@ -788,3 +788,124 @@ async def test_a_redelivered_trigger_overtaken_by_a_later_one_is_dropped(
     assert len(bridge.twill.tasks) == 1 and bridge.twill.messages == []
     [delivery] = [d for d in await bridge.deliveries() if d.delivery_id == "lost-guid"]
     assert delivery.outcome == "ignored" and "later trigger" in delivery.reason
+
+
+async def test_a_lone_word_edited_into_a_command_dispatches_once(
+    bridge: Harness,
+) -> None:
+    payload = payloads.comment_created("/twill implment", comment_id=970)
+    await bridge.deliver("issue_comment", payload)
+    await bridge.drain()
+    assert "Unknown word" in bridge.github.issue_comments(payloads.REPO, 12)[-1]["body"]
+    fixed = payloads.with_changes(
+        payloads.comment_created("/twill plan", comment_id=970), "/twill implment"
+    )
+    answer = await bridge.deliver("issue_comment", fixed)
+    assert answer.json()["outcome"] == "queued"
+    await bridge.drain()
+    assert [t["request"]["userIntent"] for t in bridge.twill.tasks] == ["PLAN"]
+
+
+@pytest.mark.parametrize("label", ["twill-plan", "twill-ask"])
+async def test_an_ended_plan_or_answer_takes_follow_ups(
+    bridge: Harness, label: str
+) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled(label))
+    await bridge.drain()
+    bridge.twill.advance("tsk_1", "COMPLETED", plan="1. Do it")
+    await poll_now(bridge)
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill approve", comment_id=971)
+    )
+    await bridge.drain()
+    assert len(bridge.twill.tasks) == 1
+    assert [m["task"] for m in bridge.twill.messages] == ["tsk_1"]
+    # The task is followed again, through its new job.
+    first = (await bridge.dispatches())[0]
+    assert first.follow == "active" and first.twill_job_id == "job_1000"
+
+
+async def test_a_bare_command_after_a_plan_asks_anew(bridge: Harness) -> None:
+    await bridge.deliver("issues", payloads.issues_labeled("twill-plan"))
+    await bridge.drain()
+    bridge.twill.advance("tsk_1", "COMPLETED", plan="1. Do it")
+    await poll_now(bridge)
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill", comment_id=972)
+    )
+    await bridge.drain()
+    assert bridge.twill.messages == [] and len(bridge.twill.tasks) == 2
+
+
+async def test_a_delayed_cancel_stops_the_task_it_was_written_for(
+    bridge: Harness,
+) -> None:
+    from datetime import timedelta
+
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    # The cancel was written now; a newer task starts before its checks run.
+    cancel = payloads.comment_created("/twill cancel", comment_id=973)
+    async with bridge.sessions() as session:
+        await session.execute(
+            update(Dispatch).values(created_at=utcnow() - timedelta(minutes=5))
+        )
+        await session.commit()
+    await bridge.deliver(
+        "issue_comment", payloads.comment_created("/twill new plan", comment_id=974)
+    )
+    await bridge.drain()
+    await bridge.deliver("issue_comment", cancel)
+    await bridge.drain()
+    assert bridge.twill.cancelled == ["tsk_1"]
+
+
+async def test_only_acted_on_later_triggers_overtake_a_redelivery(
+    bridge: Harness,
+) -> None:
+    from datetime import timedelta
+
+    from bridge.models import Redelivery
+
+    bridge.github.roles["stranger"] = "read"
+    await bridge.deliver(
+        "issue_comment",
+        payloads.comment_created(
+            "/twill please fix", sender="stranger", comment_id=975
+        ),
+    )
+    await bridge.drain()  # denied: it overtakes nothing
+    lost = payloads.issues_labeled(
+        "twill",
+        updated_at=(utcnow() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    async with bridge.sessions() as session:
+        session.add(
+            Redelivery(
+                guid="lost-label",
+                hook_delivery_id=2,
+                event="issues",
+                outcome="requested",
+                attempts=1,
+            )
+        )
+        await session.commit()
+    await bridge.deliver("issues", lost, delivery_id="lost-label")
+    await bridge.drain()
+    assert len(bridge.twill.tasks) == 1
+
+
+async def test_a_201_with_a_long_status_keeps_the_task(bridge: Harness) -> None:
+    original = bridge.twill._make_task
+
+    def long_status(body: dict[str, Any]) -> dict[str, Any]:
+        answer = original(body)
+        answer["job"]["status"] = "WAITING_FOR_SANDBOX_ALLOCATION"
+        return answer
+
+    bridge.twill._make_task = long_status  # type: ignore[method-assign]
+    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    await bridge.drain()
+    [dispatch] = await bridge.dispatches()
+    assert dispatch.status == "reported" and dispatch.twill_task_id == "tsk_1"
+    assert dispatch.twill_job_status == "WAITING_FOR_SANDBOX_"

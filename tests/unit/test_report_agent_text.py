@@ -91,3 +91,38 @@ def test_a_time_without_an_offset_is_taken_as_utc() -> None:
         completed_at="2026-12-01T10:20:00Z",
     )
     assert "took 20 min" in tracking_comment(replace(VIEW, job=job))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["_@octo-org/team_", "`@octo-org/team", "é@octo-org/team", "中文@octo-org/team"],
+    ids=["emphasis", "open-backtick", "accented", "cjk"],
+)
+def test_no_mention_survives_next_to_any_character(text: str) -> None:
+    assert "@octo-org" not in quiet(text)
+
+
+def test_a_pull_requests_repository_is_kept_to_owner_and_name() -> None:
+    job = read_job(
+        {
+            "id": "j",
+            "status": "COMPLETED",
+            "prs": [
+                {
+                    "prUrl": "https://github.com/o/r/pull/1",
+                    "prNumber": 1,
+                    "repoFullName": "o/r\n\n@octo-org/everyone <!-- ",
+                }
+            ],
+        }
+    )
+    assert job.prs[0].repository is None
+    body = tracking_comment(replace(VIEW, job=job))
+    assert "@octo-org" not in body and "<!-- " not in body.split("\n", 1)[1]
+
+
+def test_twills_error_messages_cannot_ping() -> None:
+    body = tracking_comment(
+        replace(VIEW, status="failed", last_error="refused for @octo-org/core")
+    )
+    assert "@octo-org" not in body
