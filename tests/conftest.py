@@ -191,9 +191,20 @@ class Harness:
         )
         self.sessions = sessionmaker(create_engine(settings.database_url))
         self.worker: Worker  # made once the app has started (see make_harness)
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://bridge.test"
-        )
+        self.client = self.browser()
+
+    def browser(self) -> httpx.AsyncClient:
+        """A client into the app with cookies of its own (the caller closes it).
+
+        With an https BRIDGE_PUBLIC_URL it speaks https to a proxy, and the app
+        sees plain http, as behind an ingress whose headers it does not trust.
+        """
+        app_transport = httpx.ASGITransport(app=self.app)
+        if (self.settings.public_url or "").startswith("https:"):
+            return httpx.AsyncClient(
+                transport=TlsProxy(app_transport), base_url="https://bridge.test"
+            )
+        return httpx.AsyncClient(transport=app_transport, base_url="http://bridge.test")
 
     def new_worker(self, name: str) -> Worker:
         """A worker of our own (the app's is off), with clients into the fakes."""
@@ -294,6 +305,28 @@ class Harness:
                 update(RateLimit).values(paused_until=None, next_slot_at=utcnow())
             )
             await session.commit()
+
+
+class TlsProxy(httpx.AsyncBaseTransport):
+    """A proxy that ends TLS and passes requests on over http, adding no header.
+
+    uvicorn believes X-Forwarded-Proto and Host only from FORWARDED_ALLOW_IPS
+    (127.0.0.1 by default), so behind an ingress pod or Docker's port proxy
+    the app sees what this shows it: http, whatever the browser used.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        passed_on = httpx.Request(
+            request.method,
+            request.url.copy_with(scheme="http"),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
+        return await self.inner.handle_async_request(passed_on)
 
 
 def _base_path(url: str) -> str:

@@ -309,6 +309,34 @@ async def test_github_sign_in_checks_state(oauth: Harness) -> None:
     assert (await oauth.client.get("/admin")).status_code == 303
 
 
+async def test_github_sign_in_behind_a_proxy_names_the_public_url(
+    make_harness: Any, fake_github: Any
+) -> None:
+    # The browser uses https://bridge.example.com; the app sees the proxy's
+    # plain http request (its Host and X-Forwarded-Proto are not trusted).
+    fake_github.oauth_callback = "https://bridge.example.com/admin/oauth/callback"
+    h: Harness = await make_harness(
+        public_url="https://bridge.example.com",
+        github_client_id=fake_github.client_id,
+        github_client_secret=Secret(fake_github.client_secret),
+        github_web_url="http://github.test",
+        admin_logins=frozenset({"maintainer"}),
+    )
+    start = await h.client.get("/admin/oauth/start")
+    sent = parse_qs(urlsplit(start.headers["location"]).query)["redirect_uri"]
+    assert sent == ["https://bridge.example.com/admin/oauth/callback"]
+    assert "secure" in start.headers["set-cookie"].lower()
+
+    answer = await through_github(h)
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin"
+    assert "secure" in answer.headers["set-cookie"].lower()
+    assert (await h.client.get("/admin")).status_code == 200
+    signed_out = await h.client.post(
+        "/admin/logout", data={"csrf": csrf_of((await h.client.get("/admin")).text)}
+    )
+    assert "secure" in signed_out.headers["set-cookie"].lower()
+
+
 async def test_counts_stop_at_the_cap_and_say_so(
     admin: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
