@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -327,6 +328,47 @@ class TlsProxy(httpx.AsyncBaseTransport):
             extensions=request.extensions,
         )
         return await self.inner.handle_async_request(passed_on)
+
+
+@contextlib.asynccontextmanager
+async def read_only_database(harness: Harness) -> AsyncIterator[None]:
+    """The app's database refusing writes while it is reached and read; undone after.
+
+    PostgreSQL: `ALTER DATABASE ... SET default_transaction_read_only = on`,
+    and the app's pooled connections dropped so the new ones take it, as after
+    a failover to a standby. SQLite: the app's engine and sessions opened on
+    the same file with `mode=ro`, as SQLite opens a file it may not write.
+    """
+    app_state = harness.app.state
+    url = harness.settings.database_url
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1]
+        engine = create_engine(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true")
+        original = app_state.engine, app_state.sessions
+        app_state.engine, app_state.sessions = engine, sessionmaker(engine)
+        try:
+            yield
+        finally:
+            app_state.engine, app_state.sessions = original
+            await engine.dispose()
+        return
+    name = make_url(url).database
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(
+            text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        )
+    await app_state.engine.dispose()
+    try:
+        yield
+    finally:
+        # This connection began before the change, so it may still write.
+        async with admin.connect() as connection:
+            await connection.execute(
+                text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+            )
+        await admin.dispose()
+        await app_state.engine.dispose()
 
 
 def _base_path(url: str) -> str:

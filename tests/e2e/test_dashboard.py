@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -479,3 +480,58 @@ async def test_an_id_beyond_any_row_is_a_404_not_a_500(admin: Harness) -> None:
         f"/admin/dispatches/{huge}/retry", data={"csrf": csrf_of(page.text)}
     )
     assert retried.status_code == 303
+
+
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/dispatches", {"until": "9999-12-31"}),
+        ("/admin/dispatches", {"until": "9999-12-31"}),
+        ("/api/dispatches", {"limit": "1²"}),
+        ("/api/deliveries", {"limit": "٣"}),
+        ("/api/dispatches", {"repository": "\x00"}),
+        ("/api/dispatches", {"search": "\x00"}),
+        ("/api/dispatches", {"requester": "a\x00b"}),
+        ("/admin/dispatches", {"search": "fix\x00"}),
+        ("/api/deliveries", {"event": "\x00"}),
+        ("/api/deliveries", {"repository": "o/r\x00"}),
+        ("/admin/deliveries", {"event": "\x00"}),
+        ("/api/dispatches", {"cursor": _cursor("0001-01-01T00:00:00+05:00|1")}),
+        (
+            "/api/deliveries",
+            {"cursor": _cursor("2026-01-01T00:00:00+00:00|" + "9" * 30)},
+        ),
+    ],
+    ids=[
+        "api-until-max",
+        "page-until-max",
+        "limit-superscript",
+        "limit-arabic-digit",
+        "repository-nul",
+        "search-nul",
+        "requester-nul",
+        "page-search-nul",
+        "event-nul",
+        "delivery-repository-nul",
+        "page-event-nul",
+        "cursor-before-year-1",
+        "cursor-id-too-big",
+    ],
+)
+async def test_filters_the_database_cannot_take_are_400_not_500(
+    admin: Harness, path: str, params: dict[str, str]
+) -> None:
+    await admin.deliver("issues", payloads.issues_labeled())
+    await sign_in(admin)
+    answer = await admin.client.get(path, params=params)
+    assert answer.status_code == 400, answer.text
+    if path.startswith("/api/"):
+        assert answer.json()["error"]["code"] == "bad_query"
+    # The same filters that are fine still answer.
+    assert (
+        await admin.client.get(path, params={"until": "9999-12-30"})
+    ).status_code == 200

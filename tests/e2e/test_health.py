@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from bridge import health
 from bridge.db import create_engine, head_revision
 from tests import payloads
-from tests.conftest import WEBHOOK_SECRET, Harness
+from tests.conftest import WEBHOOK_SECRET, Harness, read_only_database
 from tests.live import ROOT
 
 
@@ -181,39 +180,12 @@ async def test_a_database_migrated_by_a_newer_version_stays_ready_with_a_warning
     ]
 
 
-@contextlib.asynccontextmanager
-async def postgres_read_only(bridge: Harness) -> AsyncIterator[None]:
-    """`ALTER DATABASE ... SET default_transaction_read_only = on`, undone after.
-
-    The app's pooled connections are dropped, so the new ones take the setting,
-    as after a restart or a failover to a standby.
-    """
-    url = bridge.settings.database_url
-    name = make_url(url).database
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(
-            text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-        )
-    await bridge.app.state.engine.dispose()
-    try:
-        yield
-    finally:
-        # This connection began before the change, so it may still write.
-        async with admin.connect() as connection:
-            await connection.execute(
-                text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
-            )
-        await admin.dispose()
-        await bridge.app.state.engine.dispose()
-
-
 async def test_a_read_only_postgresql_is_not_ready_and_says_why(
     bridge: Harness,
 ) -> None:
     if bridge.app.state.engine.dialect.name != "postgresql":
         pytest.skip("a PostgreSQL setting (SQLite: the next test)")
-    async with postgres_read_only(bridge):
+    async with read_only_database(bridge):
         ready = await bridge.client.get("/readyz")
         refused = await bridge.deliver("issues", payloads.issues_labeled())
         metrics = (await bridge.client.get("/metrics")).text
