@@ -128,8 +128,10 @@ def page_size(params: Mapping[str, str]) -> int:
     raw = params.get("limit")
     if not raw:
         return PAGE_SIZE
-    # isdigit() alone takes "²", which int() refuses.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # isdigit() alone takes "²", which int() refuses; int() also refuses more
+    # than 4,300 digits.
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= 6
+    if not digits or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise BadQuery(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 
