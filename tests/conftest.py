@@ -311,7 +311,7 @@ class Harness:
 class TlsProxy(httpx.AsyncBaseTransport):
     """A proxy that ends TLS and passes requests on over http, adding no header.
 
-    uvicorn believes X-Forwarded-Proto and Host only from FORWARDED_ALLOW_IPS
+    uvicorn believes X-Forwarded-Proto only from FORWARDED_ALLOW_IPS
     (127.0.0.1 by default), so behind an ingress pod or Docker's port proxy
     the app sees what this shows it: http, whatever the browser used.
     """

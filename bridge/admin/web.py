@@ -74,11 +74,12 @@ def safe_href(url: str | None) -> str | None:
 def own_url(request: Request, route: str) -> str:
     """The address of the bridge's own route `route`, as people and GitHub reach it.
 
-    Under BRIDGE_PUBLIC_URL when it is set: behind a proxy, the request's Host
-    and X-Forwarded-Proto are trusted only from uvicorn's FORWARDED_ALLOW_IPS
-    (127.0.0.1 by default), so an ingress or Docker's port proxy would
-    otherwise make this http://... or https://127.0.0.1:8000/..., and GitHub
-    refuses an OAuth redirect_uri that is not under the registered callback.
+    Under BRIDGE_PUBLIC_URL when it is set. The request's own address is the
+    Host the proxy chose to send, and its scheme comes from X-Forwarded-Proto
+    only when the proxy is in uvicorn's FORWARDED_ALLOW_IPS (127.0.0.1 by
+    default), so behind an ingress or Docker's port proxy it reads as
+    http://... or https://127.0.0.1:8000/..., and GitHub refuses an OAuth
+    redirect_uri that is not under the App's registered callback URL.
     """
     public_url = request.app.state.settings.public_url
     if public_url:
