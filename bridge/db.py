@@ -8,8 +8,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -53,6 +54,40 @@ def create_engine(
     return create_async_engine(url, **options)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names; None for an in-memory or `file:` URI database."""
+    path = url.split(":///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+async def refuses_writes(connection: AsyncConnection) -> bool:
+    """Whether the database would refuse a write now, asked without writing.
+
+    PostgreSQL: a standby, or `default_transaction_read_only` set on the
+    database or the role, makes every transaction read-only. SQLite: the file,
+    or the -wal and -shm files beside it, cannot be written by this process
+    (its mode, or a file system mounted read-only). A trial write would wait
+    behind other writers; these answer at once.
+    """
+    if connection.dialect.name == "postgresql":
+        setting = await connection.scalar(
+            text("SELECT current_setting('transaction_read_only')")
+        )
+        return setting == "on"
+    database = sqlite_file(connection.engine.url.render_as_string())
+    if connection.dialect.name != "sqlite" or database is None:
+        return False
+    if not os.access(database, os.W_OK):
+        return True
+    for companion in (Path(f"{database}-wal"), Path(f"{database}-shm")):
+        place = companion if companion.exists() else database.parent
+        if not os.access(place, os.W_OK):
+            return True
+    return False
+
+
 def _ensure_sqlite_file(url: str) -> None:
     """Create the SQLite file owner-only, or make an existing one so.
 
@@ -60,10 +95,9 @@ def _ensure_sqlite_file(url: str) -> None:
     setup token's hash: whoever reads it reads them. SQLite would create it
     with the umask's mode (often 0644).
     """
-    path = url.split(":///", 1)[-1].split("?", 1)[0]
-    if not path or path == ":memory:" or path.startswith("file:"):
+    database = sqlite_file(url)
+    if database is None:
         return
-    database = Path(path)
     database.parent.mkdir(parents=True, exist_ok=True)
     try:
         # An empty file is an empty SQLite database.

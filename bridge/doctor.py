@@ -3,14 +3,18 @@
 Each check is a small function returning `Check`s; none prints. Reasons are
 built from names, ids, URLs and status codes, but a peer's error message may
 echo what it was sent (Twill's has held the Authorization header), so every
-line is redacted of every secret the settings hold before it is returned. A
-peer that answers 2xx with something else than its documented JSON (a login
-page from a proxy, a field of another type) fails its check with a short
+line is redacted of every secret the settings hold before it is returned,
+and of control characters (a peer's text could hold terminal escapes or
+line breaks that forge lines of the report). A peer that answers 2xx with
+something else than its documented JSON (a login page from a proxy, a field
+of another type, JSON nested too deep to parse) fails its check with a short
 reason; it never stops the report.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -60,9 +64,10 @@ async def _answer(call: Awaitable[T], route: str) -> T:
     """What `call` returns; Unexpected when the answer is not the JSON it reads."""
     try:
         return await call
-    except (ValueError, TypeError) as error:
-        # Not JSON at all (an HTML page), or JSON of another shape than the
-        # client turns into a dict or a list.
+    except (ValueError, TypeError, RecursionError) as error:
+        # Not JSON at all (an HTML page), JSON of another shape than the
+        # client turns into a dict or a list, or nested deeper than Python's
+        # parser follows.
         raise Unexpected(
             f"{route} answered with something other than its JSON"
         ) from error
@@ -92,15 +97,15 @@ async def run_checks(
     """Every check, in order; a later one is skipped when what it needs failed."""
     context = _Context(settings, transports or Transports())
     checks = [_settings(settings)]
-    checks += await _database(context)
+    checks += await _guarded("database", _database(context))
     engine = create_engine(settings.database_url) if context.database_ok else None
     if engine is not None:
         context.sessions = sessionmaker(engine)
     try:
-        checks += await _credentials(context)
-        checks += await _github(context)
-        checks += await _twill(context)
-        checks += await _webhook(context)
+        checks += await _guarded("github app keys", _credentials(context))
+        checks += await _guarded("github app", _github(context))
+        checks += await _guarded("twill", _twill(context))
+        checks += await _guarded("webhook url", _webhook(context))
     finally:
         if engine is not None:
             await engine.dispose()
@@ -109,9 +114,37 @@ async def run_checks(
     return [_clean(check, secrets) for check in checks]
 
 
+async def _guarded(name: str, checks: Awaitable[list[Check]]) -> list[Check]:
+    """What `checks` report; one FAIL line named `name` if they break instead.
+
+    The checks catch what their peers are known to do; this is for the rest,
+    so that one peer's surprise never keeps the other checks from reporting.
+    """
+    try:
+        return await checks
+    except Exception as error:  # reported as a FAIL line, not swallowed
+        return [Check(FAIL, name, f"stopped by {type(error).__name__}")]
+
+
+# Terminal escapes (CSI and OSC sequences), then any control character left.
+ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+
+
+def printable(text: str) -> str:
+    """`text` without terminal escapes or control characters, on one line."""
+    text = ESCAPES.sub("", text)
+    return " ".join(
+        "".join(
+            " " if char.isspace() else char
+            for char in text
+            if char.isspace() or unicodedata.category(char) not in ("Cc", "Cf")
+        ).split()
+    )
+
+
 def _clean(check: Check, secrets: Sequence[str]) -> Check:
-    """`check` on one line, with no secret and no credential-shaped string."""
-    reason = " ".join(redact(check.reason, secrets).split())
+    """`check` on one line, with no secret, credential-shaped string or escape."""
+    reason = printable(redact(check.reason, secrets))
     if len(reason) > REASON_CHARS:
         reason = reason[: REASON_CHARS - 1] + "…"
     return replace(check, reason=reason)
@@ -374,7 +407,9 @@ async def _twill(context: _Context) -> list[Check]:
         transport=context.transports.twill,
     )
     try:
-        me = await client.whoami()
+        me = await _answer(client.whoami(), "GET /auth/me")
+    except Unexpected as odd:
+        return [Check(FAIL, "twill", str(odd))]
     except TwillUnauthorized:
         return [Check(FAIL, "twill", f"{settings.twill_api_url} refused TWILL_API_KEY")]
     except TwillError as error:

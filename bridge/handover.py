@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -249,8 +250,17 @@ class Handover:
 
 
 def _write(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
+    """Keep `content` at `path`, owner-only: attachments of private repositories.
+
+    The folder is made owner-only when the bridge makes it; one that exists is
+    the operator's, and left as it is.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+    )
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
 
 
 def _part(filename: str, media_type: str, url: str) -> dict[str, str]:

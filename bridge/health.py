@@ -1,9 +1,11 @@
 """`GET /healthz` (the process answers) and `GET /readyz` (it can do its work).
 
-/readyz is probed every few seconds by every replica, so it costs one
-one-row query with a deadline. It answers 503 when the bridge cannot record
-a delivery: the database is out of reach or its schema is older than this
-code. It answers 200 with warnings for what does not lose deliveries:
+/readyz is probed every few seconds by every replica, so it costs two
+one-row queries on one connection, with a deadline. It answers 503 when the
+bridge cannot record a delivery: the database is out of reach, refuses
+writes (a read-only PostgreSQL or SQLite file: every delivery would get 503
+`not_recorded`), or its schema is older than this code. It answers 200 with
+warnings for what does not lose deliveries:
 
 - dry-run (no Twill key or App credentials, or BRIDGE_DRY_RUN): deliveries
   are still verified and recorded, and their dispatches can be retried once
@@ -31,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bridge import log
+from bridge.db import refuses_writes
 
 # Under the probes' own timeouts (deploy/: 5 s), so the answer is ours.
 READY_TIMEOUT_SECONDS = 3.0
@@ -58,8 +61,9 @@ async def readyz(request: Request) -> JSONResponse:
     warnings = [f"dry run: {reason}" for reason in settings.dry_run_reasons]
     revision: str | None = None
     reachable = False
+    writable: bool | None = None
     try:
-        revision = await asyncio.wait_for(
+        revision, writable = await asyncio.wait_for(
             _revision(state.engine), READY_TIMEOUT_SECONDS
         )
         reachable = True
@@ -69,6 +73,11 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as error:  # whatever it is, the answer is "not ready"
         problems.append(f"the database cannot be reached ({type(error).__name__})")
         log.warning("readiness: database unreachable", error=type(error).__name__)
+    if writable is False:
+        problems.append(
+            "the database refuses writes (read-only), so no delivery can be recorded"
+        )
+        log.warning("readiness: database refuses writes")
     if revision is not None and revision != schema.head:
         if revision in schema.known:
             problems.append(
@@ -85,6 +94,7 @@ async def readyz(request: Request) -> JSONResponse:
         "database": {
             "backend": state.engine.dialect.name,
             "reachable": reachable,
+            "writable": writable,
             "revision": revision,
             "head": schema.head,
         },
@@ -104,19 +114,21 @@ class _NoSchema(Exception):
     """The database answers but has no alembic_version table."""
 
 
-async def _revision(engine: AsyncEngine) -> str:
+async def _revision(engine: AsyncEngine) -> tuple[str, bool]:
+    """The database's migration, and whether it accepts writes."""
     try:
         async with engine.connect() as connection:
             revision = await connection.scalar(
                 text("SELECT version_num FROM alembic_version")
             )
+            writable = not await refuses_writes(connection)
     except DBAPIError as error:
         if "alembic_version" in str(error.orig):
             raise _NoSchema from error
         raise
     if revision is None:
         raise _NoSchema
-    return str(revision)
+    return str(revision), writable
 
 
 def _worker(state: Any) -> str:

@@ -38,6 +38,7 @@ from starlette.responses import Response
 
 from bridge import log
 from bridge.budget import HOURLY_SPARE, SAFETY
+from bridge.db import refuses_writes
 from bridge.models import Dispatch, RateEvent, RateLimit, utcnow
 from bridge.settings import INTENTS, Secret
 from bridge.timing import Observe
@@ -160,6 +161,7 @@ class Reading:
 
     at: float = float("-inf")
     ok: bool = False
+    writable: bool = False
     seconds: float = 0.0
     queued: int = 0
     oldest_queued_age: float = 0.0
@@ -264,6 +266,7 @@ async def _read(
     per_hour: int,
 ) -> Reading:
     now = utcnow()
+    writable = not await refuses_writes(await session.connection())
     queued, oldest = (
         await session.execute(
             select(func.count(), func.min(Dispatch.created_at)).where(
@@ -299,6 +302,7 @@ async def _read(
     return Reading(
         at=now_mono,
         ok=True,
+        writable=writable,
         queued=int(queued),
         oldest_queued_age=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         reports_pending=int(pending or 0),
@@ -340,8 +344,9 @@ class _DatabaseCollector(Collector):
         reading = self.metrics.reading
         yield GaugeMetricFamily(
             "twill_bridge_database_up",
-            "1 when the last reading of the database's figures succeeded.",
-            value=int(reading.ok),
+            "1 when the last reading of the database's figures succeeded and the "
+            "database accepted writes (a read-only one records no delivery).",
+            value=int(reading.ok and reading.writable),
         )
         yield GaugeMetricFamily(
             "twill_bridge_database_read_seconds",

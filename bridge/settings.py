@@ -34,10 +34,21 @@ PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 # libpq's sslmode values, which asyncpg's `ssl` option takes as they are.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # The query options of a PostgreSQL URL that reach asyncpg.connect() (through
-# SQLAlchemy's asyncpg dialect) as strings and work there.
+# SQLAlchemy's asyncpg dialect) as strings and work there. `host` and `port`
+# SQLAlchemy reads itself: `?host=/var/run/postgresql` for a Unix socket, or
+# several servers (`host=h1,h2&port=p1,p2`, or `host=h1:p1&host=h2:p2`).
 ASYNCPG_OPTIONS = frozenset(
-    {"ssl", "target_session_attrs", "prepared_statement_cache_size", "passfile"}
+    {
+        "ssl",
+        "target_session_attrs",
+        "prepared_statement_cache_size",
+        "passfile",
+        "host",
+        "port",
+    }
 )
+# The one option that may be given more than once (one server each).
+REPEATABLE_OPTIONS = frozenset({"host"})
 # What to do instead of a libpq option asyncpg refuses; asyncpg reads these
 # variables of libpq's from the environment itself.
 LIBPQ_HINTS = {
@@ -468,14 +479,18 @@ class _Reader:
 
     def asyncpg_query(
         self, query: dict[str, str | tuple[str, ...]]
-    ) -> dict[str, str] | None:
+    ) -> dict[str, str | tuple[str, ...]] | None:
         """A PostgreSQL URL's options as asyncpg takes them, or None (a problem noted).
 
         Hosted PostgreSQL hands out libpq's URLs (`?sslmode=require`); asyncpg
         takes the same six modes as `ssl` and refuses libpq's other options.
         """
         options: dict[str, str] = {}
+        hosts: tuple[str, ...] | None = None
         for name, raw in query.items():
+            if name in REPEATABLE_OPTIONS and not isinstance(raw, str):
+                hosts = raw
+                continue
             if not isinstance(raw, str):
                 self.problems.append(f"DATABASE_URL gives the option {name!r} twice")
                 return None
@@ -500,7 +515,16 @@ class _Reader:
                     f"DATABASE_URL sslmode (or ssl) must be one of {', '.join(SSL_MODES)}"
                 )
                 return None
-        return options
+        if "port" in options and not _ports(options["port"]):
+            self.problems.append(
+                "DATABASE_URL option port must be a port number from 1 to 65535 "
+                "(or several, comma-separated)"
+            )
+            return None
+        passed: dict[str, str | tuple[str, ...]] = dict(options)
+        if hosts is not None:
+            passed["host"] = hosts
+        return passed
 
     def settings(self) -> Settings:
         data_dir = Path(self.text("BRIDGE_DATA_DIR") or ".")
@@ -688,3 +712,11 @@ def ensure_webhook_secret(settings: Settings) -> tuple[Settings, Path | None]:
     return replace(
         settings, webhook_secrets=(Secret(value),), webhook_secret_file=path
     ), path
+
+
+def _ports(value: str) -> bool:
+    """Whether `value` is one port number, or several separated by commas."""
+    return all(
+        part.isascii() and part.isdigit() and 1 <= int(part) <= 65535
+        for part in value.split(",")
+    )

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from bridge import log
-from bridge.admin.web import admin_of, read_form, redirect, render
+from bridge.admin.web import admin_of, over_https, read_form, redirect, render
 from bridge.credentials import (
     SETUP_FILE,
     AlreadyConfigured,
@@ -89,7 +89,7 @@ def _remember(request: Request, response: Response, data: dict[str, Any]) -> Non
         httponly=True,
         # Lax: GitHub's redirect back is a top-level GET, which carries it.
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=over_https(request),
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -128,8 +129,12 @@ async def _receive_webhook(request: Request) -> JSONResponse:
         state.metrics.delivery(headers.get("x-github-event", ""), "bad_signature")
         # One upsert: the dashboard's count must survive restarts and add up
         # across replicas, and the 401 must stay cheap for a flood of them.
-        async with state.sessions() as session:
-            await count_refused_signature(session)
+        # A database that cannot take it loses the count, never the answer.
+        try:
+            async with state.sessions() as session:
+                await count_refused_signature(session)
+        except (SQLAlchemyError, OSError) as failure:
+            log.warning("refused signature not counted", error=type(failure).__name__)
         log.warning(
             "delivery refused",
             reason=error.reason,

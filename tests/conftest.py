@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -191,9 +192,20 @@ class Harness:
         )
         self.sessions = sessionmaker(create_engine(settings.database_url))
         self.worker: Worker  # made once the app has started (see make_harness)
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://bridge.test"
-        )
+        self.client = self.browser()
+
+    def browser(self) -> httpx.AsyncClient:
+        """A client into the app with cookies of its own (the caller closes it).
+
+        With an https BRIDGE_PUBLIC_URL it speaks https to a proxy, and the app
+        sees plain http, as behind an ingress whose headers it does not trust.
+        """
+        app_transport = httpx.ASGITransport(app=self.app)
+        if (self.settings.public_url or "").startswith("https:"):
+            return httpx.AsyncClient(
+                transport=TlsProxy(app_transport), base_url="https://bridge.test"
+            )
+        return httpx.AsyncClient(transport=app_transport, base_url="http://bridge.test")
 
     def new_worker(self, name: str) -> Worker:
         """A worker of our own (the app's is off), with clients into the fakes."""
@@ -294,6 +306,69 @@ class Harness:
                 update(RateLimit).values(paused_until=None, next_slot_at=utcnow())
             )
             await session.commit()
+
+
+class TlsProxy(httpx.AsyncBaseTransport):
+    """A proxy that ends TLS and passes requests on over http, adding no header.
+
+    uvicorn believes X-Forwarded-Proto only from FORWARDED_ALLOW_IPS
+    (127.0.0.1 by default), so behind an ingress pod or Docker's port proxy
+    the app sees what this shows it: http, whatever the browser used.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        passed_on = httpx.Request(
+            request.method,
+            request.url.copy_with(scheme="http"),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
+        return await self.inner.handle_async_request(passed_on)
+
+
+@contextlib.asynccontextmanager
+async def read_only_database(harness: Harness) -> AsyncIterator[None]:
+    """The app's database refusing writes while it is reached and read; undone after.
+
+    PostgreSQL: `ALTER DATABASE ... SET default_transaction_read_only = on`,
+    and the app's pooled connections dropped so the new ones take it, as after
+    a failover to a standby. SQLite: the app's engine and sessions opened on
+    the same file with `mode=ro`, as SQLite opens a file it may not write.
+    """
+    app_state = harness.app.state
+    url = harness.settings.database_url
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1]
+        engine = create_engine(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true")
+        original = app_state.engine, app_state.sessions
+        app_state.engine, app_state.sessions = engine, sessionmaker(engine)
+        try:
+            yield
+        finally:
+            app_state.engine, app_state.sessions = original
+            await engine.dispose()
+        return
+    name = make_url(url).database
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(
+            text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        )
+    await app_state.engine.dispose()
+    try:
+        yield
+    finally:
+        # This connection began before the change, so it may still write.
+        async with admin.connect() as connection:
+            await connection.execute(
+                text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+            )
+        await admin.dispose()
+        await app_state.engine.dispose()
 
 
 def _base_path(url: str) -> str:

@@ -58,8 +58,8 @@ class Sessions:
         """The signed cookie value holding `data`."""
         return str(self._serializer.dumps(data))
 
-    def write(self, request: Request, response: Response, data: dict[str, Any]) -> None:
-        """Set the cookie to hold `data`."""
+    def write(self, response: Response, data: dict[str, Any], secure: bool) -> None:
+        """Set the cookie to hold `data`; `secure` when the browser uses https."""
         response.set_cookie(
             COOKIE,
             self.encode(data),
@@ -67,12 +67,14 @@ class Sessions:
             path="/",
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https",
+            secure=secure,
         )
 
-    def clear(self, response: Response) -> None:
+    def clear(self, response: Response, secure: bool) -> None:
         """Remove the cookie."""
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
+        response.delete_cookie(
+            COOKIE, path="/", httponly=True, samesite="lax", secure=secure
+        )
 
 
 def new_session(**values: Any) -> dict[str, Any]:

@@ -32,6 +32,8 @@ from bridge.admin.web import (
     action,
     admin_of,
     message,
+    over_https,
+    own_url,
     page,
     read_form,
     redirect,
@@ -79,7 +81,7 @@ def _sign_in(
         },
         status=status,
     )
-    admin_of(request).sessions.write(request, response, session)
+    admin_of(request).sessions.write(response, session, over_https(request))
     return response
 
 
@@ -105,7 +107,9 @@ def _signed_in(request: Request, login: str, via: str) -> Response:
     values: dict[str, Any] = {"login": login, "via": via}
     if via == "password":
         values["pw"] = password_mark(request.app.state.settings)
-    admin_of(request).sessions.write(request, response, new_session(**values))
+    admin_of(request).sessions.write(
+        response, new_session(**values), over_https(request)
+    )
     return response
 
 
@@ -118,12 +122,13 @@ async def oauth_start(request: Request) -> Response:
     session = {**session_of(request), "oauth_state": state}
     session.setdefault("csrf", new_session()["csrf"])
     response = redirect(authorize_url(settings, state, _callback_url(request)))
-    admin_of(request).sessions.write(request, response, session)
+    admin_of(request).sessions.write(response, session, over_https(request))
     return response
 
 
 def _callback_url(request: Request) -> str:
-    return str(request.url_for("oauth_callback"))
+    # The same address on the way out and back: GitHub checks they match.
+    return own_url(request, "oauth_callback")
 
 
 async def oauth_callback(request: Request) -> Response:
@@ -164,7 +169,7 @@ async def sign_out(request: Request, login: str, form: dict[str, str]) -> Respon
             )
             await db.commit()
     response = redirect("/admin/login")
-    admin_of(request).sessions.clear(response)
+    admin_of(request).sessions.clear(response, over_https(request))
     return response
 
 

@@ -77,12 +77,20 @@ class DispatchFilter:
         return params
 
 
+def _text(params: Mapping[str, str], name: str, limit: int) -> str | None:
+    """A text parameter, trimmed and cut to `limit`; None when empty."""
+    value = (params.get(name) or "").strip()[:limit]
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL: asked, it fails rather than finds nothing.
+        raise BadQuery(f"{name} must not contain a NUL character")
+    return value or None
+
+
 def parse_filter(params: Mapping[str, str]) -> DispatchFilter:
     """A DispatchFilter from query parameters; BadQuery for a value out of range."""
 
     def text(name: str, limit: int = 200) -> str | None:
-        value = (params.get(name) or "").strip()
-        return value[:limit] or None
+        return _text(params, name, limit)
 
     def one_of(name: str, allowed: Sequence[str]) -> str | None:
         value = text(name)
@@ -95,9 +103,13 @@ def parse_filter(params: Mapping[str, str]) -> DispatchFilter:
         if value is None:
             return None
         try:
-            return date.fromisoformat(value)
+            found = date.fromisoformat(value)
         except ValueError as error:
             raise BadQuery(f"{name} must be a date, YYYY-MM-DD") from error
+        if found == date.max:
+            # `until` reaches the end of its day: the next day would be past year 9999.
+            raise BadQuery(f"{name} must be a date before {date.max.isoformat()}")
+        return found
 
     return DispatchFilter(
         repository=text("repository"),
@@ -116,7 +128,10 @@ def page_size(params: Mapping[str, str]) -> int:
     raw = params.get("limit")
     if not raw:
         return PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # isdigit() alone takes "²", which int() refuses; int() also refuses more
+    # than 4,300 digits.
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= 6
+    if not digits or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise BadQuery(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 
@@ -138,8 +153,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None:
             raise ValueError("naive")
-        return moment, int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        number = int(row_id)
+        if not fits(number, 63):  # beyond the id columns: not one of ours
+            raise ValueError("id")
+        # Year 1 at +05:00 is before year 1 in UTC: OverflowError.
+        return moment.astimezone(UTC), number
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as error:
         raise BadQuery("the cursor is not valid") from error
 
 
@@ -292,9 +311,9 @@ def parse_delivery_filter(params: Mapping[str, str]) -> DeliveryFilter:
     outcome = (params.get("outcome") or "").strip() or None
     if outcome is not None and outcome not in OUTCOMES:
         raise BadQuery(f"outcome must be one of {', '.join(OUTCOMES)}")
-    event = (params.get("event") or "").strip()[:64] or None
-    repository = (params.get("repository") or "").strip()[:200] or None
-    return DeliveryFilter(outcome, event, repository)
+    return DeliveryFilter(
+        outcome, _text(params, "event", 64), _text(params, "repository", 200)
+    )
 
 
 def _delivery_conditions(where: DeliveryFilter) -> list[Any]:

@@ -71,6 +71,30 @@ def safe_href(url: str | None) -> str | None:
     return url
 
 
+def own_url(request: Request, route: str) -> str:
+    """The address of the bridge's own route `route`, as people and GitHub reach it.
+
+    Under BRIDGE_PUBLIC_URL when it is set. The request's own address is the
+    Host the proxy chose to send, and its scheme comes from X-Forwarded-Proto
+    only when the proxy is in uvicorn's FORWARDED_ALLOW_IPS (127.0.0.1 by
+    default), so behind an ingress or Docker's port proxy it reads as
+    http://... or https://127.0.0.1:8000/..., and GitHub refuses an OAuth
+    redirect_uri that is not under the App's registered callback URL.
+    """
+    public_url = request.app.state.settings.public_url
+    if public_url:
+        return public_url + request.app.url_path_for(route)
+    return str(request.url_for(route))
+
+
+def over_https(request: Request) -> bool:
+    """Whether the browser reaches the bridge over https: cookies are Secure then."""
+    public_url = request.app.state.settings.public_url
+    if public_url:
+        return urlsplit(public_url).scheme == "https"
+    return request.url.scheme == "https"
+
+
 def admin_of(request: Request) -> Admin:
     """The dashboard's state."""
     admin: Admin = request.app.state.admin

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import stat
 from urllib.parse import urlsplit
 
 import pytest
@@ -343,11 +345,18 @@ async def test_bytes_can_live_in_a_folder_and_leave_with_retention(
     harness: Harness = await make_harness(public_url=PUBLIC_URL, files_dir=folder)
     harness.github.rendered[(payloads.REPO, 12)] = rendered(signed(UUID_A))
     harness.assets.objects[storage_key(signed(UUID_A))] = (PNG, "image/png")
-    await private_issue(
-        harness, f"![a](https://github.com/user-attachments/assets/{UUID_A})"
-    )
+    umask = os.umask(0o022)  # the usual one, which makes files 0644, folders 0755
+    try:
+        await private_issue(
+            harness, f"![a](https://github.com/user-attachments/assets/{UUID_A})"
+        )
+    finally:
+        os.umask(umask)
     [stored] = list(folder.iterdir())
     assert stored.read_bytes() == PNG
+    # Attachments of a private repository: owner-only, the folder made so too.
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     url = harness.twill.requests[0]["files"][0]["url"].removeprefix(PUBLIC_URL)
     assert (await harness.client.get(url)).content == PNG
     async with harness.sessions() as session:

@@ -273,6 +273,31 @@ def test_a_libpq_url_with_sslmode_connects_or_says_why_in_one_line(
         assert database.startswith("ok") and f"ssl={mode}" in database
 
 
+SOCKET_DIR = Path("/var/run/postgresql")
+
+
+@pytest.mark.skipif(
+    not SOCKET_DIR.joinpath(".s.PGSQL.5432").exists(),
+    reason="no PostgreSQL Unix socket in /var/run/postgresql",
+)
+def test_a_postgresql_url_through_the_unix_socket_connects(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # libpq's form: no host in the authority, the socket's folder as `host`.
+    given = make_url(postgres_url)
+    url = f"postgresql://{given.username}@/{given.database}?host={SOCKET_DIR}&port=5432"
+
+    listing = run("dispatches", "list", cwd=tmp_path, env={"DATABASE_URL": url})
+    doctor = run("doctor", cwd=tmp_path, env={"DATABASE_URL": url})
+
+    assert listing.returncode == 0, listing.stderr
+    assert "Traceback" not in listing.stderr + doctor.stderr
+    database = next(
+        line for line in doctor.stdout.splitlines() if line[6:].startswith("database")
+    )
+    assert database.startswith("ok"), doctor.stdout
+
+
 def test_libpq_options_asyncpg_lacks_are_refused_with_one_settings_line(
     tmp_path: Path,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -309,6 +310,34 @@ async def test_github_sign_in_checks_state(oauth: Harness) -> None:
     assert (await oauth.client.get("/admin")).status_code == 303
 
 
+async def test_github_sign_in_behind_a_proxy_names_the_public_url(
+    make_harness: Any, fake_github: Any
+) -> None:
+    # The browser uses https://bridge.example.com; the app sees the proxy's
+    # plain http request (its Host and X-Forwarded-Proto are not trusted).
+    fake_github.oauth_callback = "https://bridge.example.com/admin/oauth/callback"
+    h: Harness = await make_harness(
+        public_url="https://bridge.example.com",
+        github_client_id=fake_github.client_id,
+        github_client_secret=Secret(fake_github.client_secret),
+        github_web_url="http://github.test",
+        admin_logins=frozenset({"maintainer"}),
+    )
+    start = await h.client.get("/admin/oauth/start")
+    sent = parse_qs(urlsplit(start.headers["location"]).query)["redirect_uri"]
+    assert sent == ["https://bridge.example.com/admin/oauth/callback"]
+    assert "secure" in start.headers["set-cookie"].lower()
+
+    answer = await through_github(h)
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin"
+    assert "secure" in answer.headers["set-cookie"].lower()
+    assert (await h.client.get("/admin")).status_code == 200
+    signed_out = await h.client.post(
+        "/admin/logout", data={"csrf": csrf_of((await h.client.get("/admin")).text)}
+    )
+    assert "secure" in signed_out.headers["set-cookie"].lower()
+
+
 async def test_counts_stop_at_the_cap_and_say_so(
     admin: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -451,3 +480,60 @@ async def test_an_id_beyond_any_row_is_a_404_not_a_500(admin: Harness) -> None:
         f"/admin/dispatches/{huge}/retry", data={"csrf": csrf_of(page.text)}
     )
     assert retried.status_code == 303
+
+
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/dispatches", {"until": "9999-12-31"}),
+        ("/admin/dispatches", {"until": "9999-12-31"}),
+        ("/api/dispatches", {"limit": "1²"}),
+        ("/api/deliveries", {"limit": "٣"}),
+        ("/api/dispatches", {"limit": "9" * 5000}),
+        ("/api/dispatches", {"repository": "\x00"}),
+        ("/api/dispatches", {"search": "\x00"}),
+        ("/api/dispatches", {"requester": "a\x00b"}),
+        ("/admin/dispatches", {"search": "fix\x00"}),
+        ("/api/deliveries", {"event": "\x00"}),
+        ("/api/deliveries", {"repository": "o/r\x00"}),
+        ("/admin/deliveries", {"event": "\x00"}),
+        ("/api/dispatches", {"cursor": _cursor("0001-01-01T00:00:00+05:00|1")}),
+        (
+            "/api/deliveries",
+            {"cursor": _cursor("2026-01-01T00:00:00+00:00|" + "9" * 30)},
+        ),
+    ],
+    ids=[
+        "api-until-max",
+        "page-until-max",
+        "limit-superscript",
+        "limit-arabic-digit",
+        "limit-5000-digits",
+        "repository-nul",
+        "search-nul",
+        "requester-nul",
+        "page-search-nul",
+        "event-nul",
+        "delivery-repository-nul",
+        "page-event-nul",
+        "cursor-before-year-1",
+        "cursor-id-too-big",
+    ],
+)
+async def test_filters_the_database_cannot_take_are_400_not_500(
+    admin: Harness, path: str, params: dict[str, str]
+) -> None:
+    await admin.deliver("issues", payloads.issues_labeled())
+    await sign_in(admin)
+    answer = await admin.client.get(path, params=params)
+    assert answer.status_code == 400, answer.text
+    if path.startswith("/api/"):
+        assert answer.json()["error"]["code"] == "bad_query"
+    # The same filters that are fine still answer.
+    assert (
+        await admin.client.get(path, params={"until": "9999-12-30"})
+    ).status_code == 200

@@ -192,6 +192,8 @@ GOOD_APP = {
     "permissions": {"issues": "write"},
     "events": ["issues"],
 }
+# Deeper than Python's JSON parser follows: RecursionError, not ValueError.
+NESTED = Response("[" * 100_000 + "]" * 100_000, media_type="application/json")
 ODD_ANSWERS = [
     # (path, answer, the check, the reason it must give)
     (
@@ -254,6 +256,36 @@ ODD_ANSWERS = [
         "twill",
         "/api/v1: Twill's answer was not a JSON object",
     ),
+    (
+        "/api/v3/app",
+        NESTED,
+        "github app",
+        "GET /app answered with something other than its JSON",
+    ),
+    (
+        "/api/v3/app/installations",
+        NESTED,
+        "installations",
+        "GET /app/installations answered with something other than its JSON",
+    ),
+    (
+        "/api/v3/app/hook/config",
+        NESTED,
+        "webhook url",
+        "GET /app/hook/config answered with something other than its JSON",
+    ),
+    (
+        "/api/v3/app/hook/deliveries",
+        NESTED,
+        "deliveries",
+        "GET /app/hook/deliveries answered with something other than its JSON",
+    ),
+    (
+        "/api/v1/auth/me",
+        NESTED,
+        "twill",
+        "GET /auth/me answered with something other than its JSON",
+    ),
 ]
 
 
@@ -271,6 +303,11 @@ ODD_ANSWERS = [
         "hook-url-number",
         "deliveries-object",
         "twill-list",
+        "app-nested",
+        "installations-nested",
+        "hook-config-nested",
+        "deliveries-nested",
+        "twill-nested",
     ],
 )
 def test_an_odd_answer_fails_its_own_check_in_one_line(
@@ -288,6 +325,28 @@ def test_an_odd_answer_fails_its_own_check_in_one_line(
     assert given.endswith(reason), given
     # Every other check still reports (the webhook's need GET /app).
     assert {"settings", "database", "twill", "public url"} <= set(lines(result.stdout))
+
+
+def test_terminal_escapes_and_line_breaks_from_a_peer_are_not_printed(
+    peers: Peers, tmp_path: Path
+) -> None:
+    peers.odd["/api/v3/app"] = JSONResponse(
+        {
+            **GOOD_APP,
+            "slug": "twill\x1b[2J\x1b[31mFAKE ok everything\x1b[0m\x1b]0;title\x07",
+            "owner": {"login": "octo\nok    twill            forged line\u202e"},
+        }
+    )
+
+    result = run("doctor", env=peers.env, cwd=tmp_path)
+
+    assert not [c for c in result.stdout if c != "\n" and not c.isprintable()]
+    status, reason = lines(result.stdout)["github app"]
+    assert status == "ok"
+    assert reason == (
+        f"twillFAKE ok everything (id {APP_ID}) owned by octo ok twill forged line"
+    )
+    assert not [line for line in result.stdout.splitlines() if "forged" in line[:30]]
 
 
 def test_no_secret_a_peer_echoes_is_printed(peers: Peers, tmp_path: Path) -> None:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +19,9 @@ from sqlalchemy import text
 
 from bridge import health
 from bridge.db import create_engine, head_revision
-from tests.conftest import Harness
+from tests import payloads
+from tests.conftest import WEBHOOK_SECRET, Harness, read_only_database
+from tests.live import ROOT
 
 
 @contextlib.asynccontextmanager
@@ -169,3 +178,112 @@ async def test_a_database_migrated_by_a_newer_version_stays_ready_with_a_warning
     assert answer.json()["warnings"] == [
         f"the database is at migration 0999, newer than this version's {head_revision()}"
     ]
+
+
+async def test_a_read_only_postgresql_is_not_ready_and_says_why(
+    bridge: Harness,
+) -> None:
+    if bridge.app.state.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL setting (SQLite: the next test)")
+    async with read_only_database(bridge):
+        ready = await bridge.client.get("/readyz")
+        refused = await bridge.deliver("issues", payloads.issues_labeled())
+        metrics = (await bridge.client.get("/metrics")).text
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "not_recorded"
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["database"]["reachable"] is True
+    assert body["database"]["writable"] is False
+    assert body["problems"] == [
+        "the database refuses writes (read-only), so no delivery can be recorded"
+    ]
+    assert "twill_bridge_database_up 0.0" in metrics
+    # Writable again: ready, and deliveries are recorded.
+    assert (await bridge.client.get("/readyz")).status_code == 200
+    accepted = await bridge.deliver("issues", payloads.issues_labeled())
+    assert accepted.status_code == 202
+
+
+# Run as its own process, as the SQLite file's owner: it starts the app, then
+# takes its own write permission away and drops its connection, as a file
+# system remounted read-only leaves it (every new connection may only read).
+READ_ONLY_PROBE = """
+import asyncio, json, os, sys
+import httpx
+from bridge.app import create_app
+from bridge.settings import load_settings
+from bridge.signature import sign
+
+async def main():
+    path, data_dir, secret = sys.argv[1:4]
+    settings = load_settings(
+        {"DATABASE_URL": "sqlite+aiosqlite:///" + path, "BRIDGE_DATA_DIR": data_dir,
+         "GITHUB_WEBHOOK_SECRET": secret, "BRIDGE_DRY_RUN": "true"},
+        env_file=None,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://b") as c:
+            before = await c.get("/readyz")
+            os.chmod(path, 0o400)
+            await app.state.engine.dispose()
+            ready = await c.get("/readyz")
+            body = b'{"zen": "Design for failure."}'
+            delivery = await c.post("/api/github/webhooks", content=body, headers={
+                "Content-Type": "application/json", "X-GitHub-Event": "ping",
+                "X-GitHub-Delivery": "d-1", "X-Hub-Signature-256": sign(secret, body),
+            })
+            metrics = await c.get("/metrics")
+    print(json.dumps({
+        "before": before.status_code, "ready": ready.status_code,
+        "body": ready.json(), "delivery": delivery.status_code,
+        "database_up": "twill_bridge_database_up 1.0" in metrics.text,
+    }))
+
+asyncio.run(main())
+"""
+
+
+def test_an_sqlite_file_the_bridge_cannot_write_is_not_ready(
+    sqlite_template: Path,
+) -> None:
+    # Root writes whatever the mode says, so as root the probe runs as nobody.
+    folder = Path(tempfile.mkdtemp(prefix="bridge-ro-"))
+    try:
+        database = folder / "bridge.db"
+        shutil.copy(sqlite_template, database)
+        command = [sys.executable, "-c", READ_ONLY_PROBE]
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for path in (folder, *folder.iterdir()):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+            command = [
+                "setpriv",
+                f"--reuid={nobody.pw_uid}",
+                f"--regid={nobody.pw_gid}",
+                "--clear-groups",
+                *command,
+            ]
+        done = subprocess.run(
+            [*command, str(database), str(folder), WEBHOOK_SECRET],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    assert seen["before"] == 200
+    assert seen["delivery"] == 503  # not_recorded: SQLite refuses the write
+    assert seen["ready"] == 503
+    assert seen["body"]["database"]["writable"] is False
+    assert seen["body"]["problems"] == [
+        "the database refuses writes (read-only), so no delivery can be recorded"
+    ]
+    assert seen["database_up"] is False

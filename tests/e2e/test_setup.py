@@ -237,6 +237,16 @@ async def test_setup_needs_the_token(unconfigured: Callable[..., Any]) -> None:
     assert "Setup token" in (await bridge.client.get("/setup")).text
 
 
+async def test_the_setup_cookie_is_secure_behind_a_tls_proxy(
+    unconfigured: Callable[..., Any],
+) -> None:
+    # The harness's browser speaks https to a proxy that passes plain http on.
+    bridge: Harness = await unconfigured(secrets_key=Secret(KEY))
+    proof = await bridge.client.post("/setup", data={"token": await token_of(bridge)})
+    assert proof.status_code == 303
+    assert "secure" in proof.headers["set-cookie"].lower()
+
+
 async def test_a_code_from_another_flow_is_refused_and_not_exchanged(
     unconfigured: Callable[..., Any],
 ) -> None:
@@ -409,9 +419,7 @@ async def test_two_setups_finishing_at_once_keep_one_app_everywhere(
         credentials_file=creds,
         **({"secrets_key": Secret(KEY)} if storage == "database" else {}),
     )
-    other = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=bridge.app), base_url="http://bridge.test"
-    )
+    other = bridge.browser()
     back_a = await started_setup(bridge, bridge.client, "App A")
     back_b = await started_setup(bridge, other, "App B")
 

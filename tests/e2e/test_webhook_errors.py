@@ -8,7 +8,7 @@ import pytest
 
 from bridge.signature import sign
 from tests import payloads
-from tests.conftest import WEBHOOK_SECRET, Harness
+from tests.conftest import WEBHOOK_SECRET, Harness, read_only_database
 
 
 async def test_wrong_signature_is_401_json_and_records_nothing(bridge: Harness) -> None:
@@ -161,3 +161,15 @@ async def test_unicode_everywhere_verifies_and_dispatches(bridge: Harness) -> No
         "octo-org/widgets#12: Crash 💥 on ünïcode — 漢字",
         "octo-org/widgets#13: Crash 💥",
     ]
+
+
+async def test_a_bad_signature_is_401_while_the_database_refuses_writes(
+    bridge: Harness,
+) -> None:
+    async with read_only_database(bridge):
+        answer = await bridge.deliver(
+            "issues", payloads.issues_labeled(), secret="not-the-secret"
+        )
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "bad_signature"
+    assert bridge.app.state.counters["refused_signatures"] == 1

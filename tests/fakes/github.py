@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from starlette.applications import Starlette
@@ -74,6 +74,9 @@ class FakeGitHub:
     client_id: str = "Iv1.fakeclientid"
     client_secret: str = "fake-oauth-client-secret"
     signing_in_as: str = "maintainer"
+    # The App's registered callback URL; when set, a redirect_uri elsewhere is
+    # refused as GitHub refuses it (same scheme, host and port; a path under it).
+    oauth_callback: str | None = None
     oauth_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     user_tokens: dict[str, str] = field(default_factory=dict)  # token -> login
     # The App itself (GET /app), and where its webhook points (GET /app/hook/config).
@@ -435,8 +438,17 @@ class FakeGitHub:
         query = request.query_params
         if query.get("client_id") != self.client_id:
             return Response("unknown client_id", status_code=404)
+        redirect_uri = query.get("redirect_uri", "")
+        if self.oauth_callback and not _under_callback(
+            redirect_uri, self.oauth_callback
+        ):
+            # GitHub sends the browser to the registered callback with the error.
+            error = urlencode({"error": "redirect_uri_mismatch"})
+            return Response(
+                status_code=302, headers={"Location": f"{self.oauth_callback}?{error}"}
+            )
         code = secrets.token_hex(10)
-        self.oauth_codes[code] = (self.signing_in_as, query.get("redirect_uri", ""))
+        self.oauth_codes[code] = (self.signing_in_as, redirect_uri)
         back = f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query.get('state', '')})}"
         return Response(status_code=302, headers={"Location": back})
 
@@ -770,3 +782,11 @@ def _message(
         status_code=status,
         headers=headers,
     )
+
+
+def _under_callback(redirect_uri: str, callback: str) -> bool:
+    """GitHub's rule for redirect_uri: the callback's origin, a path beneath it."""
+    sent, registered = urlsplit(redirect_uri), urlsplit(callback)
+    return (sent.scheme, sent.netloc) == (registered.scheme, registered.netloc) and (
+        sent.path + "/"
+    ).startswith(registered.path.rstrip("/") + "/")

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from bridge.settings import (
     DEFAULT_LABELS,
@@ -247,8 +248,29 @@ def test_libpq_sslmode_becomes_asyncpgs_ssl(given: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "given",
+    [
+        "postgresql://u@/db?host=/var/run/postgresql",
+        "postgresql://u@/db?host=/var/run/postgresql&port=5433",
+        "postgres://u@/db?host=db1,db2&port=5432,5433",
+        "postgres://u@/db?host=db1:5432&host=db2:5433&sslmode=require",
+    ],
+    ids=["unix-socket", "unix-socket-port", "hosts-and-ports", "repeated-hosts"],
+)
+def test_host_and_port_options_reach_the_driver_as_given(given: str) -> None:
+    url = make_url(load(DATABASE_URL=given).database_url)
+    expected = make_url(given).query
+    assert url.drivername == "postgresql+asyncpg"
+    assert url.query["host"] == expected["host"]
+    assert url.query.get("port") == expected.get("port")
+
+
+@pytest.mark.parametrize(
     ("query", "problem"),
     [
+        ("host=/s&port=x", "DATABASE_URL option port must be a port number"),
+        ("host=/s&port=70000", "DATABASE_URL option port must be a port number"),
+        ("host=/s&port=5432&port=5433", "gives the option 'port' twice"),
         ("sslmode=on", "DATABASE_URL sslmode (or ssl) must be one of disable, allow"),
         ("ssl=true", "DATABASE_URL sslmode (or ssl) must be one of disable, allow"),
         ("sslmode=require&ssl=disable", "sets both sslmode and ssl, to different"),
@@ -258,6 +280,9 @@ def test_libpq_sslmode_becomes_asyncpgs_ssl(given: str, expected: str) -> None:
         ("connect_timeout=10", "option 'connect_timeout' is not one the"),
     ],
     ids=[
+        "port-word",
+        "port-too-big",
+        "port-twice",
         "bad-mode",
         "bad-ssl",
         "disagree",
