@@ -43,6 +43,7 @@ class ActiveTask:
     label: str | None  # the trigger label that started it, if a label did
     running: bool  # its job is known to be PENDING or IN_PROGRESS
     created_at: datetime | None = None  # when its dispatch was recorded
+    requested_at: datetime | None = None  # when its trigger was written (GitHub)
 
 
 @dataclass(frozen=True)
@@ -232,15 +233,18 @@ def _route(
         candidates = tuple(t for t in candidates if t.label == trigger.label)
     asked = when_asked(trigger)
     if asked is not None:
-        # A cancel reaches the tasks that existed when it was written, not one
-        # started after it (a late delivery must not stop newer work). The
-        # slack absorbs the difference between GitHub's clock and ours.
-        before = tuple(
-            t for t in candidates if t.created_at is None or t.created_at <= asked
-        )
-        # The slack only when nothing was recorded before it by our clock.
-        candidates = before or tuple(
-            t for t in candidates if t.created_at <= asked + CLOCK_SLACK
+        # A cancel reaches the newest task asked for before it was written, by
+        # GitHub's clock on both sides, so a late delivery or a slow check never
+        # stops newer work. A task whose trigger time is unknown is judged by
+        # when we recorded it, with slack for the two clocks.
+        candidates = tuple(
+            t
+            for t in candidates
+            if (t.requested_at is not None and t.requested_at <= asked)
+            or (
+                t.requested_at is None
+                and (t.created_at is None or t.created_at <= asked + CLOCK_SLACK)
+            )
         )
     if candidates:
         target = candidates[0]

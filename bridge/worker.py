@@ -1456,6 +1456,9 @@ def _active_task(row: Dispatch) -> ActiveTask:
         label=row.trigger_label if row.trigger_kind == "label" else None,
         running=row.follow == "active",
         created_at=row.created_at,
+        requested_at=when_asked(from_snapshot(row.snapshot)[1])
+        if row.snapshot
+        else None,
     )
 
 

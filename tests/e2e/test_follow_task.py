@@ -743,7 +743,8 @@ async def test_a_late_cancel_does_not_stop_a_task_started_after_it(
 ) -> None:
     from datetime import timedelta
 
-    await bridge.deliver("issues", payloads.issues_labeled("twill"))
+    now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+    await bridge.deliver("issues", payloads.issues_labeled("twill", updated_at=now))
     await bridge.drain()
     # A cancel written an hour ago, arriving only now (a redelivery, a slow hook).
     late = payloads.comment_created("/twill cancel", comment_id=960)
@@ -851,9 +852,10 @@ async def test_a_delayed_cancel_stops_the_task_it_was_written_for(
             update(Dispatch).values(created_at=utcnow() - timedelta(minutes=5))
         )
         await session.commit()
-    await bridge.deliver(
-        "issue_comment", payloads.comment_created("/twill new plan", comment_id=974)
-    )
+    newer = payloads.comment_created("/twill new plan", comment_id=974)
+    later = (utcnow() + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    newer["comment"]["created_at"] = later
+    await bridge.deliver("issue_comment", newer)
     await bridge.drain()
     await bridge.deliver("issue_comment", cancel)
     await bridge.drain()
