@@ -351,16 +351,7 @@ async def offer_setup_token(
         await session.execute(
             BridgeSecret.__table__.delete().where(BridgeSecret.name == SETUP_ROW)
         )
-        await insert_ignoring_conflict(
-            session,
-            BridgeSecret,
-            "name",
-            {
-                "name": setup_row_name(token),
-                "value": _digest(token),
-                "created_at": utcnow(),
-            },
-        )
+        await _keep_digest(session, token)
         await session.commit()
     return data_dir / SETUP_FILE
 
@@ -373,18 +364,23 @@ async def issue_setup_token(sessions: async_sessionmaker[AsyncSession]) -> str:
     """
     token = secrets.token_hex(32)
     async with sessions() as session:
-        await insert_ignoring_conflict(
-            session,
-            BridgeSecret,
-            "name",
-            {
-                "name": setup_row_name(token),
-                "value": _digest(token),
-                "created_at": utcnow(),
-            },
-        )
+        await _keep_digest(session, token)
         await session.commit()
     return token
+
+
+async def _keep_digest(session: AsyncSession, token: str) -> None:
+    """Store `token`'s digest in its own row, so every replica accepts it."""
+    await insert_ignoring_conflict(
+        session,
+        BridgeSecret,
+        "name",
+        {
+            "name": setup_row_name(token),
+            "value": _digest(token),
+            "created_at": utcnow(),
+        },
+    )
 
 
 async def setup_token_row(

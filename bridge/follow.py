@@ -15,6 +15,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 ACTIVE = frozenset({"PENDING", "IN_PROGRESS"})
@@ -112,6 +113,20 @@ def read_job(job: object) -> JobView:
         final_answer=_text(job.get("finalAnswer"), TEXT_MAX_CHARS),
         error=_text(job.get("error"), 2_000),
     )
+
+
+def parse_utc(text: str | None) -> datetime | None:
+    """An ISO 8601 time from GitHub or Twill, timezone-aware; None if unreadable.
+
+    A time without an offset is taken as UTC, the zone both write in.
+    """
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def merge_prs(

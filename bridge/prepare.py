@@ -9,13 +9,14 @@ the worker writes it down.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.attachments import trigger_attachments
 from bridge.commands import find_command
 from bridge.compose import Extras, create_task_request, file_parts, follow_up_request
 from bridge.files import describe_missing
+from bridge.follow import parse_utc
 from bridge.github import GitHubClient
 from bridge.handover import Handover
 from bridge.models import Dispatch
@@ -334,14 +335,7 @@ CLOCK_SLACK = timedelta(seconds=30)
 
 def when_asked(trigger: Trigger) -> datetime | None:
     """When the trigger was written, by GitHub's clock; None if unknown."""
-    stamp = trigger.requested_at
-    if not stamp:
-        return None
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return parse_utc(trigger.requested_at)
 
 
 def _provider(agent: str | None) -> str | None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from bridge.follow import WEB_LINK, JobView
+from bridge.follow import WEB_LINK, JobView, parse_utc
 from bridge.triggers import INTENT_LABELS
 
 GITHUB_COMMENT_MAX = 65_536
@@ -168,7 +167,7 @@ def tracking_comment(view: DispatchView, max_age_hours: float = 48) -> str:
 
 
 def _timing(job: JobView) -> str:
-    started, completed = _when(job.started_at), _when(job.completed_at)
+    started, completed = parse_utc(job.started_at), parse_utc(job.completed_at)
     parts = []
     if started is not None:
         parts.append(f"started {started:%Y-%m-%d %H:%M} UTC")
@@ -177,17 +176,6 @@ def _timing(job: JobView) -> str:
     elif completed is not None:
         parts.append(f"ended {completed:%Y-%m-%d %H:%M} UTC")
     return "".join(f" · {part}" for part in parts)
-
-
-def _when(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # A time without an offset is taken as UTC, Twill's zone.
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _duration(seconds: float) -> str:
