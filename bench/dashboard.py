@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,16 +198,23 @@ async def create_database(url: str, drop: bool = False) -> None:
     await admin.dispose()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def filled_database_args(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark that times reads over a filled table."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument(
         "--reuse", action="store_true", help="time a database a --keep run filled"
     )
     parser.add_argument("--keep", action="store_true", help="do not drop it after")
-    args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix="bench-dashboard-")
+    return parser
+
+
+@contextlib.contextmanager
+def filled_database(args: argparse.Namespace, prefix: str) -> Iterator[str]:
+    """A migrated database holding `args.rows` dispatches (made unless --reuse);
+    a PostgreSQL one is dropped afterwards unless --keep."""
+    folder = tempfile.mkdtemp(prefix=prefix)
     url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
     postgres = url.startswith("postgresql")
     if postgres and not args.reuse:
@@ -215,14 +224,21 @@ def main() -> int:
             migrate(url)
             seconds = asyncio.run(fill(url, args.rows))
             print(f"{args.rows:,} dispatches written in {seconds:.1f} s")
+        migrate(url)  # a --reuse'd database may predate the newest index
+        yield url
+    finally:
+        if postgres and not args.keep:
+            asyncio.run(create_database(url, drop=True))
+
+
+def main() -> int:
+    args = filled_database_args(__doc__.split("\n\n")[0]).parse_args()
+    with filled_database(args, "bench-dashboard-") as url:
         print("| page | list query | status counts | whole page |")
         print("|---|---|---|---|")
         for name, query, counts, page in asyncio.run(measure(url, args.rows)):
             print(f"| {name} | {query} | {counts} | {page} |")
         print(f"(median / p95 in ms over {RUNS} runs)")
-    finally:
-        if postgres and not args.keep:
-            asyncio.run(create_database(url, drop=True))
     return 0
 
 

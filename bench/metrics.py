@@ -20,18 +20,14 @@ and --reuse skip both, to time a filled database again).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from bench.dashboard import create_database, fill, ms
+from bench.dashboard import filled_database, filled_database_args, ms
 from bridge.app import create_app
-from bridge.db import migrate
 from bridge.settings import Settings
 
 RUNS = 20
@@ -63,33 +59,13 @@ async def measure(url: str) -> list[tuple[str, str, str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file")
-    parser.add_argument(
-        "--reuse", action="store_true", help="time a database a --keep run filled"
-    )
-    parser.add_argument("--keep", action="store_true", help="do not drop it after")
-    args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix="bench-metrics-")
-    url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-    postgres = url.startswith("postgresql")
-    if postgres and not args.reuse:
-        asyncio.run(create_database(url))
-    try:
-        if not args.reuse:
-            migrate(url)
-            seconds = asyncio.run(fill(url, args.rows))
-            print(f"{args.rows:,} dispatches written in {seconds:.1f} s")
-        migrate(url)  # a --reuse'd database may predate the newest index
+    args = filled_database_args(__doc__.split("\n\n")[0]).parse_args()
+    with filled_database(args, "bench-metrics-") as url:
         print("| scrape | database reading | whole scrape |")
         print("|---|---|---|")
         for name, reading, scrape in asyncio.run(measure(url)):
             print(f"| {name} | {reading} | {scrape} |")
         print(f"(median / p95 in ms over {RUNS} runs)")
-    finally:
-        if postgres and not args.keep:
-            asyncio.run(create_database(url, drop=True))
     return 0
 
 
