@@ -1067,7 +1067,7 @@ class Worker:
                 return True
         return False
 
-    async def _issue_tasks(self, dispatch: Dispatch) -> IssueTasks | None:
+    async def _issue_tasks(self, dispatch: Dispatch) -> IssueTasks:
         """The issue's other dispatches, for routing follow-ups and cancels."""
         same_issue = [
             Dispatch.repository == dispatch.repository,
