@@ -261,10 +261,19 @@ LARGE_BODIES = [
 @pytest.mark.parametrize(
     "body", [case[1] for case in LARGE_BODIES], ids=[case[0] for case in LARGE_BODIES]
 )
+def parse_seconds(body: str, runs: int = 3) -> float:
+    """The parser's time on `body`: the fastest of a few runs, so a moment the
+    machine gives another process (CI runs the suite in two) is not counted."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        find_command(body)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def test_large_body_is_fast(body: str) -> None:
-    started = time.perf_counter()
-    find_command(body)
-    assert time.perf_counter() - started < 0.1
+    assert parse_seconds(body) < 0.1
 
 
 # Hostile bodies made only of block markers cost one step per marker; a
@@ -284,9 +293,7 @@ HOSTILE_BODIES = [
     ids=[case[0] for case in HOSTILE_BODIES],
 )
 def test_hostile_body_is_linear(body: str) -> None:
-    started = time.perf_counter()
-    find_command(body)
-    assert time.perf_counter() - started < 0.5
+    assert parse_seconds(body) < 0.5
 
 
 @pytest.mark.parametrize(
